@@ -1,0 +1,367 @@
+"""The capture pass: the only module that touches hooks.
+
+One forward and one backward per batch over the fixed sample. Every layer's output is folded
+into fixed-size running statistics inside its forward hook; the gradient of that output is
+caught by a hook on the tensor itself (``output.register_hook``), which, unlike full backward
+hooks, keeps working with ``ReLU(inplace=True)`` and ``x += shortcut``. Only the showcase
+samples keep whole feature maps, and every sample keeps one pooled vector per layer (its
+channel means) for the similarity and separability analyses.
+
+The model comes back as it went in: mode, device, parameters, ``.grad``, ``requires_grad``,
+buffers and hooks are restored in ``finally``, also when the model raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .errors import CaptureError, ModelError
+from .stats.moments import Moments, RunningChannelMax, RunningMoments, tensor_norm
+
+NUM_CLASSES = 10
+MAX_POOLED_FEATURES = 4096  # wider outputs are left out of CKA/separability to bound memory
+SKIPPED_TYPES = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Dropout3d)
+SATURATING_TYPES = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Hardsigmoid": "sigmoid", "Hardtanh": "tanh"}
+
+
+@dataclasses.dataclass
+class LayerCapture:
+    name: str
+    module_path: str
+    type: str
+    output_shape: tuple[int, ...]
+    activation: Moments
+    gradient: Moments
+    dead_channels: int
+    channels: int
+    saturation: float | None
+    pooled_features: np.ndarray | None
+    showcase_maps: np.ndarray | None
+
+
+@dataclasses.dataclass
+class ParamCapture:
+    name: str
+    module_path: str
+    shape: tuple[int, ...]
+    numel: int
+    weight_norm: float
+    grad_norm: float
+    mean_abs_grad: float
+    max_abs_grad: float
+    nonfinite_weights: int
+    nonfinite_grads: int
+
+
+@dataclasses.dataclass
+class CaptureResult:
+    layers: list[LayerCapture]
+    params: list[ParamCapture]
+    logits: np.ndarray
+    losses: np.ndarray
+    showcase_positions: tuple[int, ...]
+    first_conv: tuple[str, np.ndarray, np.ndarray] | None  # (name, weight, grad)
+
+
+class _LayerAccumulator:
+    def __init__(self, name: str, module_path: str, module: nn.Module, showcase: int) -> None:
+        self.name, self.module_path, self.type = name, module_path, type(module).__name__
+        self.activation = RunningMoments()
+        self.gradient = RunningMoments()
+        self.channel_max = RunningChannelMax()
+        self.saturation_kind = SATURATING_TYPES.get(self.type)
+        self.saturated = 0
+        self.output_shape: tuple[int, ...] = ()
+        self.pooled: list[np.ndarray] = []
+        self.showcase: list[np.ndarray | None] = [None] * showcase
+
+    def fold(self, output: Tensor, showcase_rows: dict[int, int]) -> None:
+        values = output.detach()
+        self.output_shape = tuple(values.shape[1:])
+        self.activation.update(values)
+        self.channel_max.update(values)
+        if self.saturation_kind == "sigmoid":
+            self.saturated += int(((values < 0.01) | (values > 0.99)).sum())
+        elif self.saturation_kind == "tanh":
+            self.saturated += int((values.abs() > 0.99).sum())
+        pooled = values.flatten(2).mean(dim=2) if values.dim() > 2 else values.reshape(values.shape[0], -1)
+        if pooled.shape[1] <= MAX_POOLED_FEATURES:
+            self.pooled.append(pooled.to("cpu", torch.float32).numpy())
+        if values.dim() == 4:
+            for row, slot in showcase_rows.items():
+                self.showcase[slot] = values[row].to("cpu", torch.float32).numpy().copy()
+
+    def result(self) -> LayerCapture:
+        dead, channels = self.channel_max.dead_channels()
+        moments = self.activation.result()
+        saturation = None
+        if self.saturation_kind is not None and moments.count:
+            saturation = self.saturated / moments.count
+        complete = all(m is not None for m in self.showcase)
+        return LayerCapture(
+            name=self.name,
+            module_path=self.module_path,
+            type=self.type,
+            output_shape=self.output_shape,
+            activation=moments,
+            gradient=self.gradient.result(),
+            dead_channels=dead,
+            channels=channels,
+            saturation=saturation,
+            pooled_features=np.concatenate(self.pooled) if self.pooled else None,
+            showcase_maps=np.stack(self.showcase) if complete and self.showcase else None,  # type: ignore[arg-type]
+        )
+
+
+@dataclasses.dataclass
+class _SavedState:
+    training: bool
+    device: torch.device | None
+    requires_grad: dict[str, bool]
+    grads: dict[str, Tensor | None]
+    buffers: dict[str, Tensor]
+
+
+@contextlib.contextmanager
+def preserved_model(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+    """Put the model in eval mode on ``device`` with gradients enabled and cleared; put
+    everything back afterwards, whatever happens."""
+    params = dict(model.named_parameters())
+    first = next(iter(params.values()), None)
+    saved = _SavedState(
+        training=model.training,
+        device=first.device if first is not None else None,
+        requires_grad={n: p.requires_grad for n, p in params.items()},
+        grads={n: p.grad for n, p in params.items()},
+        buffers={n: b.detach().clone() for n, b in model.named_buffers()},
+    )
+    try:
+        model.eval()
+        model.to(device)
+        for p in params.values():
+            p.grad = None
+            p.requires_grad_(True)
+        yield model
+    finally:
+        if saved.device is not None:
+            model.to(saved.device)
+        for name, p in params.items():
+            p.grad = saved.grads[name]
+            p.requires_grad_(saved.requires_grad[name])
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                if name in saved.buffers:
+                    b.copy_(saved.buffers[name].to(b.device))
+        model.train(saved.training)
+
+
+def capturable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Leaf modules in registration order: the layers whose outputs the report describes."""
+    layers = []
+    for name, module in model.named_modules():
+        if name and not any(True for _ in module.children()) and not isinstance(module, SKIPPED_TYPES):
+            layers.append((name, module))
+    return layers
+
+
+def choose_showcase(labels: Tensor, count: int) -> tuple[int, ...]:
+    """The first sample of each of the first ``count`` classes present: different classes."""
+    chosen: dict[int, int] = {}
+    for position, label in enumerate(labels.tolist()):
+        if label not in chosen:
+            chosen[label] = position
+        if len(chosen) == count:
+            break
+    return tuple(chosen[c] for c in sorted(chosen))
+
+
+def run_capture(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    batch_size: int,
+    device: torch.device,
+    showcase_positions: tuple[int, ...],
+    progress: Callable[[int], None] | None = None,
+) -> CaptureResult:
+    """``inputs`` are already normalised (N, 3, 32, 32) on the CPU; batches move to ``device``."""
+    layers = capturable_layers(model)
+    accumulators: dict[str, _LayerAccumulator] = {}
+    order: list[str] = []
+    calls: dict[str, int] = {}
+    ran: list[str] = []
+    showcase_rows: dict[int, int] = {}
+    count = len(inputs)
+
+    def make_hook(path: str, module: nn.Module) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+            if not isinstance(output, Tensor) or output.dim() < 1:
+                return
+            calls[path] = calls.get(path, 0) + 1
+            name = path if calls[path] == 1 else f"{path}#{calls[path]}"
+            ran.append(name)
+            acc = accumulators.get(name)
+            if acc is None:
+                acc = accumulators[name] = _LayerAccumulator(name, path, module, len(showcase_positions))
+                order.append(name)
+            with torch.no_grad():
+                acc.fold(output, showcase_rows)
+            if output.requires_grad:
+                output.register_hook(lambda grad, acc=acc: acc.gradient.update(grad))
+
+        return hook
+
+    logits_parts: list[np.ndarray] = []
+    loss_parts: list[np.ndarray] = []
+    with preserved_model(model, device):
+        handles = []
+        try:
+            for path, module in layers:
+                with contextlib.suppress(RuntimeError):  # TorchScript modules refuse Python hooks
+                    handles.append(module.register_forward_hook(make_hook(path, module)))
+            for start in range(0, count, batch_size):
+                stop = min(start + batch_size, count)
+                calls.clear()
+                ran.clear()
+                showcase_rows.clear()
+                showcase_rows.update(
+                    {p - start: slot for slot, p in enumerate(showcase_positions) if start <= p < stop}
+                )
+                x = inputs[start:stop].to(device)
+                y = labels[start:stop].to(device)
+                logits = _forward(model, x, ran)
+                _check_logits(logits, stop - start)
+                losses = nn.functional.cross_entropy(logits.float(), y, reduction="none")
+                # Summing per-sample losses divided by N makes the accumulated .grad the
+                # gradient of the mean loss over the whole sample, whatever the batch size.
+                (losses.sum() / count).backward()
+                logits_parts.append(logits.detach().to("cpu", torch.float32).numpy())
+                loss_parts.append(losses.detach().to("cpu", torch.float64).numpy())
+                if progress is not None:
+                    progress(stop - start)
+            params = _parameter_summaries(model)
+            first_conv = _first_conv(model)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return CaptureResult(
+        layers=[accumulators[n].result() for n in order],
+        params=params,
+        logits=np.concatenate(logits_parts),
+        losses=np.concatenate(loss_parts),
+        showcase_positions=showcase_positions,
+        first_conv=first_conv,
+    )
+
+
+def _forward(model: nn.Module, x: Tensor, ran: list[str]) -> Tensor:
+    try:
+        output = model(x)
+    except Exception as exc:
+        where = f"after layers {', '.join(ran[-3:])}" if ran else "before any layer produced output"
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CaptureError(
+            f"the model raised {type(exc).__name__} on a batch of {tuple(x.shape)} inputs {where}: {message}; "
+            "nnviz_report needs a classifier that takes 3×32×32 CIFAR-10 images"
+        ) from None
+    if not isinstance(output, Tensor):
+        raise ModelError(
+            f"the model returned {type(output).__name__}, not a tensor of (N, 10) logits; "
+            "wrap it so that forward returns the logits"
+        )
+    return output
+
+
+def _check_logits(logits: Tensor, batch: int) -> None:
+    if logits.shape != (batch, NUM_CLASSES):
+        raise ModelError(
+            f"the model's output has shape {tuple(logits.shape)} for a batch of {batch}; "
+            f"expected ({batch}, {NUM_CLASSES}) logits for the ten CIFAR-10 classes"
+        )
+
+
+def _owner(name: str) -> str:
+    return name.rpartition(".")[0]
+
+
+def _parameter_summaries(model: nn.Module) -> list[ParamCapture]:
+    summaries = []
+    for name, p in model.named_parameters():
+        grad = p.grad if p.grad is not None else torch.zeros_like(p)
+        g = grad.detach().to(torch.float64)
+        w = p.detach()
+        finite = torch.isfinite(g)
+        summaries.append(
+            ParamCapture(
+                name=name,
+                module_path=_owner(name),
+                shape=tuple(p.shape),
+                numel=p.numel(),
+                weight_norm=tensor_norm(w),
+                grad_norm=tensor_norm(g),
+                mean_abs_grad=float(g.abs().mean()) if g.numel() else 0.0,
+                max_abs_grad=float(g.abs().max()) if g.numel() else 0.0,
+                nonfinite_weights=int((~torch.isfinite(w)).sum()),
+                nonfinite_grads=int((~finite).sum()),
+            )
+        )
+    return summaries
+
+
+def _first_conv(model: nn.Module) -> tuple[str, np.ndarray, np.ndarray] | None:
+    for name, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(module, nn.Conv2d) and isinstance(weight, Tensor) and weight.shape[1] == 3:
+            grad = weight.grad if weight.grad is not None else torch.zeros_like(weight)
+            return (name, weight.detach().cpu().float().numpy().copy(), grad.detach().cpu().float().numpy().copy())
+    return None
+
+
+@dataclasses.dataclass
+class SaliencyCapture:
+    layer: str
+    activations: np.ndarray  # (S, C, h, w)
+    gradients: np.ndarray  # (S, C, h, w): d target logit / d activation
+    input_gradients: np.ndarray  # (S, 3, H, W): d target logit / d input
+    probabilities: np.ndarray  # (S, 10)
+
+
+def capture_saliency(
+    model: nn.Module, inputs: Tensor, targets: Tensor, *, layer: str, device: torch.device
+) -> SaliencyCapture:
+    """Gradients of each sample's target logit with respect to ``layer``'s output and the input."""
+    module = dict(model.named_modules()).get(layer)
+    if module is None:
+        raise ModelError(f"Grad-CAM layer {layer!r} is not a module of the model; pick one from the Activations table")
+    store: dict[str, Tensor] = {}
+
+    def hook(_m: nn.Module, _i: object, output: object) -> None:
+        if isinstance(output, Tensor) and "activation" not in store:
+            store["activation"] = output.detach().clone()
+            output.register_hook(lambda grad: store.__setitem__("gradient", grad.detach().clone()))
+
+    with preserved_model(model, device):
+        handle = module.register_forward_hook(hook)
+        try:
+            x = inputs.to(device).requires_grad_(True)
+            logits = model(x)
+            score = logits.gather(1, targets.to(device).view(-1, 1)).sum()
+            (input_grad,) = torch.autograd.grad(score, x)
+        finally:
+            handle.remove()
+    if "gradient" not in store:
+        raise ModelError(f"Grad-CAM layer {layer!r} does not lie on the path to the logits")
+    return SaliencyCapture(
+        layer=layer,
+        activations=store["activation"].cpu().float().numpy(),
+        gradients=store["gradient"].cpu().float().numpy(),
+        input_gradients=input_grad.detach().cpu().float().numpy(),
+        probabilities=torch.softmax(logits.detach().float(), dim=1).cpu().numpy(),
+    )

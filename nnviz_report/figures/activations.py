@@ -1,0 +1,58 @@
+"""Activation figures: feature-map grids (PIL pixel grids) and distributions across depth."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..report_model import Figure, HistogramData
+from .common import CATEGORICAL, colourise, new_figure, png_figure, style, svg_figure, tile
+
+MAX_CHANNELS = 16
+
+
+def most_active_channels(maps: np.ndarray, limit: int = MAX_CHANNELS) -> np.ndarray:
+    """Indices of the channels with the largest mean |activation| over the showcase samples,
+    in channel order, so every sample's grid shows the same channels."""
+    strength = np.abs(maps).mean(axis=(0, 2, 3))
+    chosen = np.argsort(-strength, kind="stable")[:limit]
+    return np.sort(chosen)
+
+
+def feature_grid(maps: np.ndarray, channels: np.ndarray, name: str, alt: str) -> Figure:
+    """One sample's (C, H, W) maps: the chosen channels, each scaled to its own range."""
+    tiles = []
+    for c in channels:
+        m = maps[c]
+        lo, hi = float(m.min()), float(m.max())
+        tiles.append(colourise((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)))
+    h = maps.shape[1]
+    scale = 1 if h >= 32 else max(1, 32 // h)
+    tiles = [np.kron(t, np.ones((scale, scale, 1), dtype=np.uint8)) for t in tiles]
+    return png_figure(tile(tiles, columns=min(8, len(tiles)), gap=2), name, alt)
+
+
+def distribution_figure(names: list[str], histograms: list[HistogramData], means: list[float]) -> Figure:
+    """A fan chart: per layer the 5–95 % and 25–75 % ranges and the median, read off the
+    streamed histograms, on a symmetric-log axis so small and large layers both show."""
+    from ..stats.moments import Histogram
+
+    quantiles = np.array([
+        [Histogram(h.start, h.width, h.counts).quantile(q) for q in (0.05, 0.25, 0.5, 0.75, 0.95)]
+        if sum(h.counts) else [np.nan] * 5
+        for h in histograms
+    ])
+    x = np.arange(len(names))
+    with style():
+        fig = new_figure(max(6.0, min(14.0, 0.16 * len(names) + 3)), 3.4)
+        ax = fig.add_subplot()
+        ax.fill_between(x, quantiles[:, 0], quantiles[:, 4], color=CATEGORICAL[0], alpha=0.18, label="5–95 %")
+        ax.fill_between(x, quantiles[:, 1], quantiles[:, 3], color=CATEGORICAL[0], alpha=0.4, label="25–75 %")
+        ax.plot(x, quantiles[:, 2], color=CATEGORICAL[0], linewidth=1.2, label="median")
+        ax.plot(x, means, color=CATEGORICAL[5], linewidth=0.8, linestyle="--", label="mean")
+        ax.set_yscale("symlog", linthresh=1e-2)
+        step = max(1, len(names) // 40)
+        ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)
+        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_ylabel("activation value")
+        ax.legend(loc="upper left", ncols=4, frameon=False, fontsize=7)
+        return svg_figure(fig, "activation-distribution", "Activation value distribution per layer, input to output")

@@ -1,0 +1,100 @@
+"""Shared figure plumbing: one style, deterministic SVG and PNG bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
+from PIL import Image
+
+from ..report_model import Figure
+
+matplotlib.use("Agg")  # no display is ever needed; pyplot is never used for drawing
+
+STYLE = {
+    "svg.hashsalt": "nnviz-report",  # fixed ids inside SVGs: the same figure gives the same bytes
+    "svg.fonttype": "none",  # text stays text: small files, crisp at any zoom, searchable
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "figure.dpi": 100,
+    "savefig.bbox": "tight",
+    "image.cmap": "viridis",
+}
+CATEGORICAL = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+SEVERITY_COLOURS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828"}
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """Our rcParams for the duration of a drawing, the user's own restored afterwards."""
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def new_figure(width: float, height: float) -> MplFigure:
+    return MplFigure(figsize=(width, height), layout="constrained")
+
+
+def svg_figure(fig: MplFigure, name: str, alt: str, *, width: int | None = None) -> Figure:
+    buffer = io.StringIO()
+    with style():
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    text = buffer.getvalue()
+    # The XML prolog and DOCTYPE are noise inside a data: URI and an HTML page alike.
+    text = text[text.index("<svg") :]
+    return Figure(name, "image/svg+xml", text.encode("utf-8"), alt, width)
+
+
+def png_figure(pixels: np.ndarray, name: str, alt: str, *, scale: int = 1, width: int | None = None) -> Figure:
+    """uint8 (H, W, 3) pixels, enlarged by ``scale`` with nearest-neighbour so pixels stay crisp."""
+    image = Image.fromarray(np.ascontiguousarray(pixels), mode="RGB")
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return Figure(name, "image/png", buffer.getvalue(), alt, width or image.width)
+
+
+def colourise(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+    """Values in [0, 1] → uint8 RGB through a perceptually uniform colour map."""
+    lut = (matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    return lut[np.clip((values * 255).round(), 0, 255).astype(np.int64)]
+
+
+def tile(images: list[np.ndarray], columns: int, gap: int = 1, background: int = 255) -> np.ndarray:
+    """Equal-sized (h, w, 3) images in a grid with ``gap`` pixels between them."""
+    h, w = images[0].shape[:2]
+    rows = -(-len(images) // columns)
+    canvas = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), background, dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, columns)
+        canvas[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = img
+    return canvas
+
+
+def filter_mosaic(filters: np.ndarray, name: str, alt: str) -> Figure:
+    """(out, 3, k, k) filters as RGB tiles; grey is zero, and one symmetric scale for all
+    filters keeps their strengths comparable."""
+    limit = float(np.abs(filters).max()) or 1.0
+    tiles = [np.transpose(0.5 + 0.5 * f / limit, (1, 2, 0)) for f in filters]
+    pixels = [(np.clip(t, 0, 1) * 255).round().astype(np.uint8) for t in tiles]
+    k = filters.shape[-1]
+    scale = max(1, 24 // k)
+    mosaic = tile([np.kron(p, np.ones((scale, scale, 1), dtype=np.uint8)) for p in pixels], columns=min(16, len(pixels)), gap=2)
+    return png_figure(mosaic, name, alt)
+
+
+def image_pixels(image_chw: np.ndarray) -> np.ndarray:
+    """uint8 (3, H, W) → (H, W, 3)."""
+    return np.ascontiguousarray(np.transpose(image_chw, (1, 2, 0)))

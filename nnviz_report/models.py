@@ -1,0 +1,208 @@
+"""Model specs → ``nn.Module``, with checkpoints treated as untrusted input.
+
+Specs: a built-in name (``lenet``, ``resnet20``, ``resnet56``), ``torchvision:NAME``,
+``package.module:callable``, or ``torchscript:PATH``. Checkpoints are always read with
+``torch.load(weights_only=True)``; a file that needs full unpickling can run arbitrary code, so
+it is refused unless the user says they trust it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import pickle
+import zipfile
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, ModelError
+from .zoo import BUILTIN_MODELS
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    module: nn.Module
+    spec: str
+    class_name: str
+    checkpoint_name: str | None
+    checkpoint_sha256: str | None
+
+
+def load_model(spec: str, *, weights: Path | None = None, trust_checkpoint: bool = False) -> LoadedModel:
+    if spec.startswith("torchscript:"):
+        return _load_torchscript(Path(spec.removeprefix("torchscript:")), weights)
+    if spec in BUILTIN_MODELS:
+        factory, shipped = BUILTIN_MODELS[spec]
+        module = factory()
+        if weights is None and shipped is not None:
+            with resources.as_file(resources.files(__package__) / "weights" / shipped) as path:
+                return _with_weights(module, spec, path, trust_checkpoint)
+    elif spec.startswith("torchvision:"):
+        module = _torchvision_model(spec.removeprefix("torchvision:"))
+    elif ":" in spec:
+        module = _user_factory(spec)
+    else:
+        known = ", ".join(sorted(BUILTIN_MODELS))
+        raise ModelError(
+            f"unknown model {spec!r}; use one of {known}, torchvision:NAME, package.module:callable "
+            "or torchscript:PATH"
+        )
+    if weights is None:
+        return LoadedModel(module, spec, type(module).__name__, None, None)
+    return _with_weights(module, spec, weights, trust_checkpoint)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _with_weights(module: nn.Module, spec: str, path: Path, trust: bool) -> LoadedModel:
+    state = read_state_dict(path, trust=trust)
+    apply_state_dict(module, state, path.name)
+    return LoadedModel(module, spec, type(module).__name__, path.name, sha256_file(path))
+
+
+def read_state_dict(path: Path, *, trust: bool = False) -> dict[str, torch.Tensor]:
+    """A bare state_dict, or one held under ``state_dict`` or ``model`` in a checkpoint dict."""
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; check the --weights path")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a file; pass the .pt file")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" not in str(exc) and "Weights only load failed" not in str(exc):
+            raise CheckpointError(f"checkpoint {path.name} is corrupt or not a PyTorch file ({_first_line(exc)})") from None
+        if not trust:
+            raise CheckpointError(
+                f"checkpoint {path.name} holds Python objects that only full unpickling can restore, "
+                "which can run arbitrary code; re-save it as a plain state_dict "
+                "(torch.save(model.state_dict(), ...)) or pass --trust-checkpoint if you trust its author"
+            ) from None
+        loaded = _load_trusted(path)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path.name} is corrupt or truncated ({_first_line(exc)}); re-save or re-download it"
+        ) from None
+    return _extract_state_dict(loaded, path.name)
+
+
+def _load_trusted(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # the user's own pickle can raise anything
+        raise CheckpointError(f"checkpoint {path.name} could not be unpickled ({_first_line(exc)})") from None
+
+
+def _extract_state_dict(loaded: Any, name: str) -> dict[str, torch.Tensor]:
+    if isinstance(loaded, nn.Module):
+        loaded = loaded.state_dict()
+    if isinstance(loaded, Mapping):
+        for key in ("state_dict", "model"):
+            inner = loaded.get(key)
+            if isinstance(inner, nn.Module):
+                inner = inner.state_dict()
+            if isinstance(inner, Mapping):
+                loaded = inner
+                break
+    if not isinstance(loaded, Mapping) or not loaded:
+        raise CheckpointError(f"checkpoint {name} holds no state_dict (a dict of tensors, or one under 'state_dict' or 'model')")
+    non_tensor = [k for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
+    if non_tensor:
+        raise CheckpointError(f"checkpoint {name} has entries that are not tensors: {', '.join(map(str, non_tensor[:5]))}")
+    state = {str(k): v for k, v in loaded.items()}
+    # Checkpoints saved from DataParallel / DistributedDataParallel prefix every key.
+    if all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
+def apply_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], name: str) -> None:
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshaped = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_short_list(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_short_list(unexpected)}")
+    if misshaped:
+        problems.append(f"mis-shaped keys {_short_list(misshaped)}")
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {name} does not fit {type(module).__name__}: {'; '.join(problems)}; "
+            "check that --model and --weights belong together"
+        )
+    module.load_state_dict(state, strict=True)
+
+
+def _short_list(items: list[str], limit: int = 6) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _torchvision_model(name: str) -> nn.Module:
+    import torchvision
+
+    try:
+        builder = torchvision.models.get_model_builder(name)
+    except ValueError:
+        raise ModelError(f"torchvision has no model {name!r}; see torchvision.models.list_models()") from None
+    try:
+        return builder(weights=None, num_classes=10)
+    except Exception as exc:
+        raise ModelError(f"torchvision:{name} could not be built with num_classes=10 ({_first_line(exc)})") from None
+
+
+def _user_factory(spec: str) -> nn.Module:
+    module_name, _, attr = spec.partition(":")
+    try:
+        python_module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ModelError(f"model spec {spec!r}: cannot import {module_name!r} ({_first_line(exc)})") from None
+    factory = getattr(python_module, attr, None)
+    if factory is None:
+        raise ModelError(f"model spec {spec!r}: {module_name} has no attribute {attr!r}")
+    if isinstance(factory, nn.Module):
+        return factory
+    if not callable(factory):
+        raise ModelError(f"model spec {spec!r}: {attr} is neither an nn.Module nor callable")
+    try:
+        built = factory()
+    except Exception as exc:
+        raise ModelError(f"model spec {spec!r}: calling {attr}() failed ({_first_line(exc)})") from None
+    if not isinstance(built, nn.Module):
+        raise ModelError(f"model spec {spec!r}: {attr}() returned {type(built).__name__}, not an nn.Module")
+    return built
+
+
+def _load_torchscript(path: Path, weights: Path | None) -> LoadedModel:
+    if weights is not None:
+        raise ModelError("a TorchScript model carries its own weights; drop --weights")
+    if not path.is_file():
+        raise CheckpointError(f"TorchScript file {path} does not exist")
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise CheckpointError(f"{path.name} is not a TorchScript archive ({_first_line(exc)})") from None
+    return LoadedModel(module, f"torchscript:{path.name}", "TorchScript", path.name, sha256_file(path))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,1 @@
+"""Report model → files. Never imports torch: rendering formats, it does not compute."""

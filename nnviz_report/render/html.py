@@ -1,0 +1,147 @@
+"""report.html through Jinja: autoescape on, StrictUndefined, formatting as filters.
+
+Every asset is inlined (CSS in a <style>, figures as data: URIs or inline SVG), and a
+Content-Security-Policy forbids scripts and every remote load, so the page makes no request
+when it is opened, today or years from now.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+from ..errors import ConfigError, OutputError
+from ..report_model import Figure, Report
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
+    "script-src 'none'; base-uri 'none'; form-action 'none'"
+)
+_EXTERNAL_REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?!data:|#)[a-z][a-z0-9+.-]*:""", re.IGNORECASE)
+
+
+def builtin_template_dir() -> Path:
+    return Path(str(resources.files("nnviz_report") / "templates"))
+
+
+def environment(template_dir: Path | None = None) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = []
+    if template_dir is not None:
+        if not template_dir.is_dir():
+            raise ConfigError(f"--template-dir {template_dir} is not a folder")
+        loaders.append(jinja2.FileSystemLoader(str(template_dir)))
+    loaders.append(jinja2.FileSystemLoader(str(builtin_template_dir())))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(num=fmt_number, pct=fmt_percent, int=fmt_int, shape=fmt_shape, figure=embed_figure,
+                       short=fmt_short_hash)
+    return env
+
+
+# (anchor, title, template, report field that must be present; None: always shown)
+SECTIONS = (
+    ("summary", "Summary", "sections/summary.html.j2", None),
+    ("compare", "Comparison", "sections/compare.html.j2", "compare"),
+    ("flow", "Flow", "sections/flow.html.j2", "flow"),
+    ("activations", "Activations", "sections/activations.html.j2", None),
+    ("gradients", "Gradients", "sections/gradients.html.j2", None),
+    ("saliency", "Saliency", "sections/saliency.html.j2", "saliency"),
+    ("slices", "Slices", "sections/slices.html.j2", "slices"),
+    ("weights", "Weights", "sections/weights.html.j2", "weights"),
+    ("appendix", "Appendix", "sections/appendix.html.j2", None),
+)
+
+
+def present_sections(report: Report) -> list[dict[str, str]]:
+    return [
+        {"id": anchor, "title": title, "template": template}
+        for anchor, title, template, field in SECTIONS
+        if field is None or getattr(report, field) is not None
+    ]
+
+
+def render_html(report: Report, *, template_dir: Path | None = None) -> str:
+    env = environment(template_dir)
+    css = env.get_template("report.css").render()
+    severities = {f.severity for f in report.findings}
+    verdict = "fail" if "fail" in severities else "warn" if "warn" in severities else "pass"
+    html = env.get_template("report.html.j2").render(
+        report=report, css=Markup(css), csp=CONTENT_SECURITY_POLICY, sections=present_sections(report),
+        verdict=verdict)
+    assert_self_contained(html)
+    return html
+
+
+def assert_self_contained(html: str) -> None:
+    """Anything a browser would fetch is an error, not a warning: the report must open offline."""
+    match = _EXTERNAL_REFERENCE.search(html)
+    if match:
+        raise OutputError(f"the report would load an external resource ({match.group(0)!r}); refusing to write it")
+    if re.search(r"url\(\s*['\"]?(?!data:|#)", html):
+        raise OutputError("the report's CSS refers to an external url(); refusing to write it")
+
+
+# ---- filters -------------------------------------------------------------------------------
+
+def fmt_number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return fmt_int(value)
+    x = float(value)
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e5 or abs(x) < 1e-3:
+        mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+        return f"{mantissa}e{int(exponent)}".replace("-", "−")
+    return f"{x:.{digits}g}".replace("-", "−")
+
+
+def fmt_percent(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    x = float(value)
+    return "NaN" if math.isnan(x) else f"{100 * x:.{digits}f} %"
+
+
+def fmt_int(value: Any) -> str:
+    return "—" if value is None else f"{int(value):,}".replace(",", "\u202f")
+
+
+def fmt_shape(shape: Any) -> str:
+    return "—" if shape is None else "×".join(str(int(s)) for s in shape) or "scalar"
+
+
+def fmt_short_hash(value: str | None, length: int = 12) -> str:
+    return "—" if not value else value[:length]
+
+
+def embed_figure(figure: Figure | None, css_class: str = "figure") -> Markup:
+    if figure is None:
+        return Markup("")
+    width = f' style="max-width: {figure.width}px"' if figure.width else ""
+    if figure.inline and figure.media_type == "image/svg+xml":
+        # Our own SVG (the flow diagram): its text was escaped when it was drawn.
+        return Markup(f'<div class="{escape(css_class)} inline-svg"{width}>') + Markup(figure.data.decode("utf-8")) + Markup("</div>")
+    payload = base64.b64encode(figure.data).decode("ascii")
+    return Markup(
+        f'<img class="{escape(css_class)}" src="data:{escape(figure.media_type)};base64,{payload}" '
+        f'alt="{escape(figure.alt)}"{width}>'
+    )

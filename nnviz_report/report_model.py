@@ -1,0 +1,225 @@
+"""The frozen report model: the contract between computing and rendering.
+
+It holds numbers, strings and figure bytes; no tensors, no HTML, no formatting. Everything
+except figure bytes goes into report.json, so an archived JSON carries every number the HTML
+showed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    name: str
+    media_type: str  # "image/svg+xml" or "image/png"
+    data: bytes
+    alt: str
+    width: int | None = None  # CSS px the figure is meant to be shown at; None: the container's width
+    inline: bool = False  # inline SVG (needed for links inside it) rather than an <img>
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    spec: str
+    class_name: str
+    parameters: int
+    trainable_parameters: int
+    checkpoint_name: str | None
+    checkpoint_sha256: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleInfo:
+    source: str
+    per_class: int
+    count: int
+    fingerprint: str
+    class_names: tuple[str, ...]
+    normalisation: str
+    indices: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    nnviz_report: str
+    torch: str
+    torchvision: str
+    python: str
+    device: str
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Performance:
+    accuracy: float
+    loss: float
+    per_class_accuracy: tuple[float, ...]
+    confusion: tuple[tuple[int, ...], ...]  # rows: true class, columns: predicted class
+    labels: tuple[int, ...]
+    predictions: tuple[int, ...]
+    confidences: tuple[float, ...]  # softmax probability of the predicted class
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    check: str
+    severity: str  # "pass" | "warn" | "fail"
+    layer: str | None
+    value: float | None
+    threshold: str
+    message: str
+    anchor: str | None  # in-page anchor of the place the finding is about
+
+
+@dataclasses.dataclass(frozen=True)
+class HistogramData:
+    start: int
+    width: float
+    counts: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerStats:
+    name: str
+    module_path: str
+    anchor: str
+    type: str
+    output_shape: tuple[int, ...]
+    mean: float
+    std: float
+    min: float
+    max: float
+    zero_fraction: float
+    dead_channels: int
+    channels: int
+    saturation: float | None
+    nonfinite: int
+    histogram: HistogramData
+    grad_rms: float | None  # root mean square of d(mean loss)/d(output), per element
+    grad_max_abs: float | None
+    grad_nonfinite: int
+    severity: str  # worst finding on this layer: "pass" | "warn" | "fail"
+
+    @property
+    def dead_fraction(self) -> float:
+        return self.dead_channels / self.channels if self.channels else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamStats:
+    name: str
+    module_path: str
+    anchor: str
+    shape: tuple[int, ...]
+    numel: int
+    weight_norm: float
+    grad_norm: float
+    ratio: float | None  # grad_norm / weight_norm; None when the weight norm is zero
+    mean_abs_grad: float
+    max_abs_grad: float
+    nonfinite_weights: int
+    nonfinite_grads: int
+    severity: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ShowcaseSample:
+    position: int  # row in the sample
+    index: int  # index in the data source
+    label: int
+    predicted: int
+    confidence: float
+    thumbnail: Figure
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureGrid:
+    layer: str
+    anchor: str
+    shown_channels: int
+    channels: int
+    spatial: tuple[int, int]
+    images: tuple[Figure, ...]  # one per showcase sample
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationsSection:
+    layers: tuple[LayerStats, ...]
+    grids: tuple[FeatureGrid, ...]
+    distribution: Figure
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientsSection:
+    params: tuple[ParamStats, ...]
+    flow: Figure
+    first_layer: Figure | None
+    first_layer_name: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SummarySection:
+    confusion: Figure
+    per_class: Figure
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    schema_version: str
+    title: str
+    model: ModelInfo
+    sample: SampleInfo
+    environment: Environment
+    settings: tuple[tuple[str, str], ...]
+    performance: Performance
+    findings: tuple[Finding, ...]
+    showcase: tuple[ShowcaseSample, ...]
+    summary: SummarySection
+    activations: ActivationsSection
+    gradients: GradientsSection
+    # Sections built by later stages; None when not computed.
+    flow: Any = None
+    slices: Any = None
+    weights: Any = None
+    saliency: Any = None
+    compare: Any = None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types. Figures become their name only; non-finite floats become null (the
+    layer's ``nonfinite`` counts say why) so the JSON stays strictly valid."""
+    if isinstance(value, Figure):
+        return {"figure": value.name}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return to_jsonable(value.item())
+    raise TypeError(f"cannot put {type(value).__name__} into report.json")
+
+
+def iter_figures(value: Any) -> list[Figure]:
+    """Every figure in the report, in field order (for size accounting and tests)."""
+    found: list[Figure] = []
+    if isinstance(value, Figure):
+        found.append(value)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            found.extend(iter_figures(getattr(value, f.name)))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            found.extend(iter_figures(v))
+    return found

@@ -1,0 +1,47 @@
+"""Activations: per-layer statistics over the whole sample and showcase feature-map grids."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ..capture import LayerCapture
+from ..figures.activations import distribution_figure, feature_grid, most_active_channels
+from ..report_model import ActivationsSection, FeatureGrid, HistogramData, LayerStats
+from .anchors import Anchors
+
+
+def layer_stats(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerStats]:
+    rows = []
+    for layer in layers:
+        a, g = layer.activation, layer.gradient
+        grad_rms = math.sqrt(g.mean**2 + g.std**2) if g.count else None
+        rows.append(LayerStats(
+            name=layer.name, module_path=layer.module_path, anchor=anchors("act", layer.name),
+            type=layer.type, output_shape=layer.output_shape,
+            mean=a.mean, std=a.std, min=a.min, max=a.max, zero_fraction=a.zero_fraction,
+            dead_channels=layer.dead_channels, channels=layer.channels, saturation=layer.saturation,
+            nonfinite=a.nonfinite,
+            histogram=HistogramData(a.histogram.start, a.histogram.width, a.histogram.counts),
+            grad_rms=grad_rms, grad_max_abs=max(abs(g.min), abs(g.max)) if g.count else None,
+            grad_nonfinite=g.nonfinite, severity="pass",
+        ))
+    return rows
+
+
+def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerStats]) -> ActivationsSection:
+    grids = []
+    for layer, row in zip(layers, stats, strict=True):
+        maps = layer.showcase_maps
+        if maps is None or maps.ndim != 4 or "conv" not in layer.type.lower():
+            continue
+        channels = most_active_channels(maps)
+        images = tuple(
+            feature_grid(maps[s], channels, f"grid-{row.anchor}-{s}",
+                         f"{layer.name}: {len(channels)} most active channels for showcase sample {s + 1}")
+            for s in range(maps.shape[0])
+        )
+        grids.append(FeatureGrid(layer.name, row.anchor, len(channels), maps.shape[1],
+                                 (maps.shape[2], maps.shape[3]), images))
+    distribution = distribution_figure([r.name for r in stats], [r.histogram for r in stats], [r.mean for r in stats])
+    return ActivationsSection(tuple(stats), tuple(grids), distribution)

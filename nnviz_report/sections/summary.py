@@ -1,0 +1,36 @@
+"""Summary: accuracy, loss, per-class accuracy and the confusion matrix on the sample."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..figures.summary import confusion_figure, per_class_figure
+from ..report_model import Performance, SummarySection
+
+NUM_CLASSES = 10
+
+
+def performance(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> Performance:
+    predictions = logits.argmax(axis=1)
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    per_class = np.array([confusion[c, c] / confusion[c].sum() if confusion[c].sum() else 0.0
+                          for c in range(NUM_CLASSES)])
+    return Performance(
+        accuracy=float((predictions == labels).mean()),
+        loss=float(losses.mean()),
+        per_class_accuracy=tuple(float(a) for a in per_class),
+        confusion=tuple(tuple(int(v) for v in row) for row in confusion),
+        labels=tuple(int(v) for v in labels),
+        predictions=tuple(int(v) for v in predictions),
+        confidences=tuple(round(float(p), 6) for p in probabilities.max(axis=1)),
+    )
+
+
+def summary_section(perf: Performance, class_names: tuple[str, ...]) -> SummarySection:
+    return SummarySection(
+        confusion=confusion_figure(np.array(perf.confusion), class_names),
+        per_class=per_class_figure(np.array(perf.per_class_accuracy), class_names, perf.accuracy),
+    )

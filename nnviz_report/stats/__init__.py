@@ -1,0 +1,1 @@
+"""Pure numerical functions and fixed-size accumulators; no hooks, no figures."""

@@ -1,0 +1,194 @@
+"""Fixed-size running statistics that fold in one batch at a time.
+
+Memory stays constant however many samples pass through: each accumulator holds a handful of
+numbers and a histogram of at most ``max_bins`` bins. The histogram's bins have a power-of-two
+width and are aligned at zero, so widening the range merges bins exactly, and the final bins
+depend only on the overall minimum and maximum, never on how the data was split into batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+
+MIN_EXPONENT = -60  # smallest bin width 2**-60: far below float32 resolution around 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Histogram:
+    """Bin ``i`` covers ``[(start + i) * width, (start + i + 1) * width)``."""
+
+    start: int
+    width: float
+    counts: tuple[int, ...]
+
+    @property
+    def edges(self) -> tuple[float, ...]:
+        return tuple((self.start + i) * self.width for i in range(len(self.counts) + 1))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def quantile(self, q: float) -> float:
+        """Linear interpolation inside the bin holding the q-quantile (exact to one bin width)."""
+        total = self.total
+        if total == 0:
+            return math.nan
+        target = q * total
+        running = 0
+        for i, c in enumerate(self.counts):
+            if c and running + c >= target:
+                inside = (target - running) / c
+                return (self.start + i + inside) * self.width
+            running += c
+        return (self.start + len(self.counts)) * self.width
+
+
+@dataclasses.dataclass(frozen=True)
+class Moments:
+    count: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    zero_fraction: float
+    nonfinite: int
+    histogram: Histogram
+
+
+def _bin_exponent(lo: float, hi: float, max_bins: int) -> int:
+    """The smallest power-of-two exponent whose zero-aligned bins cover [lo, hi] in max_bins."""
+    span = max(hi - lo, max(abs(lo), abs(hi)) * 1e-6, 1e-30)
+    exponent = max(MIN_EXPONENT, math.floor(math.log2(span / max_bins)))
+    while math.floor(hi / 2.0**exponent) - math.floor(lo / 2.0**exponent) + 1 > max_bins:
+        exponent += 1
+    return exponent
+
+
+class RunningMoments:
+    """Mean and variance by Chan's pairwise update (stable for any split), plus min, max,
+    exact-zero count, non-finite count and the zero-aligned histogram."""
+
+    def __init__(self, max_bins: int = 64) -> None:
+        self.max_bins = max_bins
+        self.count = 0
+        self._mean = 0.0
+        self._m2 = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+        self.zeros = 0
+        self.nonfinite = 0
+        self._exponent: int | None = None
+        self._start = 0
+        self._counts = np.zeros(0, dtype=np.int64)
+
+    def update(self, values: torch.Tensor) -> None:
+        flat = values.detach().reshape(-1)
+        if flat.numel() == 0:
+            return
+        if not flat.is_floating_point():
+            flat = flat.float()
+        lo, hi = torch.aminmax(flat)
+        lo_value, hi_value = float(lo), float(hi)
+        # NaN and ±inf surface in the extremes, so the common all-finite case costs no extra pass.
+        if not (math.isfinite(lo_value) and math.isfinite(hi_value)):
+            finite = flat[torch.isfinite(flat)]
+            self.nonfinite += flat.numel() - finite.numel()
+            if finite.numel() == 0:
+                return
+            flat = finite
+            lo, hi = torch.aminmax(flat)
+            lo_value, hi_value = float(lo), float(hi)
+        n = flat.numel()
+        var, mean = torch.var_mean(flat, correction=0)
+        batch_mean, batch_m2 = float(mean), float(var) * n
+        total = self.count + n
+        delta = batch_mean - self._mean
+        self._mean += delta * n / total
+        self._m2 += batch_m2 + delta * delta * self.count * n / total
+        self.count = total
+        self.zeros += int((flat == 0).sum())
+        self.min = min(self.min, lo_value)
+        self.max = max(self.max, hi_value)
+        self._add_to_histogram(flat, lo_value, hi_value)
+
+    def _add_to_histogram(self, x: torch.Tensor, lo: float, hi: float) -> None:
+        exponent = _bin_exponent(self.min, self.max, self.max_bins)
+        if self._exponent is not None and exponent > self._exponent:
+            self._merge_bins(exponent - self._exponent)
+        self._exponent = exponent
+        # Scaling by a power of two and flooring are exact, so every value lands in the same
+        # zero-aligned bin whichever batch it arrives in; histc then counts integer values.
+        scale = 2.0**-exponent
+        first, last = math.floor(lo * scale), math.floor(hi * scale)
+        # float32 holds every integer below 2**24 exactly; beyond that, count in float64.
+        exact_in_float32 = max(abs(first), abs(last) + 1) < 2**24
+        index = torch.floor((x if exact_in_float32 else x.double()) * scale)
+        counts = torch.histc(index, bins=last - first + 1, min=first, max=last + 1)
+        self._place(first, counts.to(torch.int64).cpu().numpy())
+
+    def _merge_bins(self, shift: int) -> None:
+        if len(self._counts) == 0:
+            return
+        old_index = np.arange(self._start, self._start + len(self._counts))
+        new_index = old_index >> shift  # floor division by 2**shift, also for negative bins
+        start = int(new_index[0])
+        merged = np.bincount(new_index - start, weights=self._counts).astype(np.int64)
+        self._start, self._counts = start, merged
+
+    def _place(self, lo: int, counts: np.ndarray) -> None:
+        if len(self._counts) == 0:
+            self._start, self._counts = lo, counts
+            return
+        start = min(self._start, lo)
+        end = max(self._start + len(self._counts), lo + len(counts))
+        combined = np.zeros(end - start, dtype=np.int64)
+        combined[self._start - start : self._start - start + len(self._counts)] += self._counts
+        combined[lo - start : lo - start + len(counts)] += counts
+        self._start, self._counts = start, combined
+
+    def result(self) -> Moments:
+        if self.count == 0:
+            empty = Histogram(0, 1.0, ())
+            return Moments(0, math.nan, math.nan, math.nan, math.nan, math.nan, self.nonfinite, empty)
+        exponent = self._exponent if self._exponent is not None else 0
+        histogram = Histogram(self._start, 2.0**exponent, tuple(int(c) for c in self._counts))
+        return Moments(
+            count=self.count,
+            mean=self._mean,
+            std=math.sqrt(max(self._m2, 0.0) / self.count),
+            min=self.min,
+            max=self.max,
+            zero_fraction=self.zeros / self.count,
+            nonfinite=self.nonfinite,
+            histogram=histogram,
+        )
+
+
+class RunningChannelMax:
+    """Per-channel maximum over every sample and position (channel = dim 1), to find channels
+    that are never positive: a ReLU after them outputs zero for the whole sample."""
+
+    def __init__(self) -> None:
+        self.maxima: torch.Tensor | None = None
+
+    def update(self, values: torch.Tensor) -> None:
+        if values.dim() < 2:
+            return
+        reduce_dims = [d for d in range(values.dim()) if d != 1]
+        batch_max = values.detach().amax(dim=reduce_dims).to("cpu", torch.float64)
+        self.maxima = batch_max if self.maxima is None else torch.maximum(self.maxima, batch_max)
+
+    def dead_channels(self) -> tuple[int, int]:
+        """(channels never positive, channels)."""
+        if self.maxima is None:
+            return 0, 0
+        return int((self.maxima <= 0).sum()), int(self.maxima.numel())
+
+
+def tensor_norm(values: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(values.detach().to(torch.float64)))
