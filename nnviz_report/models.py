@@ -81,7 +81,9 @@ def read_state_dict(path: Path, *, trust: bool = False) -> dict[str, torch.Tenso
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" not in str(exc) and "Weights only load failed" not in str(exc):
+        # Only a reference to a Python global (a class or function) needs full unpickling;
+        # any other unpickling failure means the bytes are not a checkpoint at all.
+        if "Unsupported global" not in str(exc):
             raise CheckpointError(f"checkpoint {path.name} is corrupt or not a PyTorch file ({_first_line(exc)})") from None
         if not trust:
             raise CheckpointError(

@@ -30,8 +30,12 @@ from .progress import Progress
 from .report_model import SCHEMA_VERSION, Environment, Finding, ModelInfo, Report, SampleInfo, ShowcaseSample
 from .sections.activations import activations_section, layer_stats
 from .sections.anchors import Anchors
+from .sections.flow import flow_section
 from .sections.gradients import gradients_section, param_stats
+from .sections.saliency import saliency_section
+from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
+from .sections.weights import weight_tensors, weights_section
 
 NORMALISATION = "pixels / 255, then per channel (x − mean) / std with CIFAR-10's mean (0.4914, 0.4822, 0.4465) and std (0.2470, 0.2435, 0.2616)"
 FILE_NAMES = {
@@ -92,6 +96,22 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
 
     progress.stage("figures")
     module = loaded.module
+    positions = list(capture.showcase_positions)
+    showcase_images = sample.images[positions].numpy()
+    weights = weights_section(weight_tensors(module), anchors, capture.first_conv)
+    slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
+    saliency = None
+    if positions:
+        progress.stage("saliency")
+        saliency = saliency_section(
+            module, inputs[positions], showcase_images, sample.labels[positions],
+            torch.from_numpy(capture.logits[positions].argmax(axis=1)), positions=positions,
+            layers=capture.layers, gradcam_layer=settings.gradcam_layer, device=device)
+    flow = None
+    if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
+        example = inputs[:2].to(next(module.parameters(), torch.empty(0)).device)
+        flow = flow_section(module, example, layers, params, anchors, direction=settings.graph_direction,
+                            fold=settings.graph_fold, group_depth=settings.graph_group_depth)
     return Report(
         schema_version=SCHEMA_VERSION,
         title=f"nnviz_report · {settings.model}",
@@ -111,6 +131,10 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
         summary=summary_section(perf, sample.class_names),
         activations=activations_section(capture.layers, layers),
         gradients=gradients_section(params, capture.first_conv, thresholds),
+        weights=weights,
+        slices=slices,
+        saliency=saliency,
+        flow=flow,
     )
 
 

@@ -185,9 +185,9 @@ class Report:
     gradients: GradientsSection
     # Sections built by later stages; None when not computed.
     flow: Any = None
-    slices: Any = None
-    weights: Any = None
-    saliency: Any = None
+    slices: SlicesSection | None = None
+    weights: WeightsSection | None = None
+    saliency: SaliencySection | None = None
     compare: Any = None
 
 
@@ -223,3 +223,112 @@ def iter_figures(value: Any) -> list[Figure]:
         for v in value:
             found.extend(iter_figures(v))
     return found
+
+
+# ---- Weights, Slices and Saliency sections ---------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class BiasSummary:
+    size: int
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightRow:
+    """Statistics of one weight tensor with at least 2 dimensions; conv weights are read as the
+    matrix ``(out, in·k·k)`` for the spectral numbers."""
+
+    name: str  # parameter name, e.g. "layer1.0.conv1.weight"
+    module_path: str
+    anchor: str
+    type: str  # the owning module's class
+    shape: tuple[int, ...]
+    matrix_shape: tuple[int, int]
+    mean: float
+    std: float
+    l2_norm: float  # Frobenius norm of the whole tensor
+    spectral_norm: float
+    stable_rank: float
+    near_zero_fraction: float  # |w| < 1e-3 · max|w|
+    alpha: float | None  # power-law exponent of the eigenvalue spectrum of WᵀW; None when not fitted
+    alpha_xmin: float | None
+    alpha_ks_distance: float | None  # fit quality: Kolmogorov–Smirnov distance of the tail
+    alpha_tail: int
+    alpha_note: str  # "" when fitted, otherwise why not
+    bias: BiasSummary | None
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsSection:
+    rows: tuple[WeightRow, ...]
+    skipped: tuple[str, ...]  # 1-D parameters (norm scales and the like) left out of the table
+    values_per_layer: int  # most values per tensor drawn in the distribution figure
+    subsampled: tuple[str, ...]  # tensors thinned by a fixed stride for that figure
+    distribution: Figure
+    depth: Figure  # alpha and stable rank across depth
+    first_layer: Figure | None
+    first_layer_name: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSeparability:
+    layer: str
+    anchor: str | None  # the layer's row in the Activations table
+    features: int  # width of the pooled feature vector
+    ncm_accuracy: float | None  # nearest-class-mean accuracy on held-out halves; None: too few samples
+    fisher_ratio: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceStrip:
+    slot: int  # showcase sample number (0-based)
+    image: Figure  # one row per layer: the input, then that layer's most active channels
+
+
+@dataclasses.dataclass(frozen=True)
+class SlicesSection:
+    strip_layers: tuple[str, ...]
+    strip_candidates: int  # layers with feature maps that could have been shown
+    strip_rule: str  # how strip_layers were chosen, in words
+    strip_channels: int
+    strips: tuple[SliceStrip, ...]
+    cka_layers: tuple[str, ...]
+    cka_candidates: int  # layers with pooled features
+    cka: tuple[tuple[float, ...], ...]  # linear CKA, rows and columns follow cka_layers
+    cka_figure: Figure | None
+    separability: tuple[LayerSeparability, ...]
+    separability_figure: Figure | None
+    chance: float
+    samples: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SaliencyMapResult:
+    kind: str  # "input-gradient" | "grad-cam-predicted" | "grad-cam-true"
+    target: int  # class whose logit the map explains
+    salient_drop: float  # drop in that class's probability with the most salient pixels masked
+    random_drop: float  # the same with as many random pixels masked
+    image: Figure
+    cam: tuple[tuple[float, ...], ...] | None  # Grad-CAM at the layer's resolution, unnormalised
+
+
+@dataclasses.dataclass(frozen=True)
+class SaliencySample:
+    slot: int
+    position: int
+    label: int
+    predicted: int
+    maps: tuple[SaliencyMapResult, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class SaliencySection:
+    gradcam_layer: str | None  # None: no suitable layer, only input gradients are shown
+    gradcam_resolution: tuple[int, int] | None
+    gradcam_source: str  # "auto" or "settings"
+    note: str  # why Grad-CAM (or all saliency) was not possible; "" when it ran
+    mask_fraction: float
+    samples: tuple[SaliencySample, ...]

@@ -128,10 +128,14 @@ def test_weight_stats_is_json_serialisable_and_deterministic():
     assert record == json.dumps(dataclasses.asdict(weight_stats(w.clone())))
 
 
-def test_rank_deficient_zero_eigenvalues_are_left_out_of_the_fit():
+def test_rank_deficient_zero_eigenvalues_are_left_out_of_the_fit(monkeypatch):
     g = torch.Generator().manual_seed(4)
     w = torch.randn(200, 60, generator=g, dtype=torch.float64) @ torch.randn(60, 100, generator=g).double()
+    seen = []
+    original = spectra.fit_power_law
+    monkeypatch.setattr(spectra, "fit_power_law", lambda ev: seen.append(np.asarray(ev)) or original(ev))
     fit = weight_stats(w).alpha
+    assert seen[0].size == 60  # rank 60 of the 100 eigenvalues of the 100×100 Gram matrix
     assert fit.note == "" and fit.n_tail <= 60
 
 

@@ -79,7 +79,7 @@ def render_html(report: Report, *, template_dir: Path | None = None) -> str:
     severities = {f.severity for f in report.findings}
     verdict = "fail" if "fail" in severities else "warn" if "warn" in severities else "pass"
     html = env.get_template("report.html.j2").render(
-        report=report, css=Markup(css), csp=CONTENT_SECURITY_POLICY, sections=present_sections(report),
+        report=report, css=Markup(css), csp=Markup(CONTENT_SECURITY_POLICY), sections=present_sections(report),
         verdict=verdict)
     assert_self_contained(html)
     return html

@@ -119,7 +119,9 @@ def _feature_inner_products(centred: list[np.ndarray]) -> np.ndarray:
     return inner
 
 
-def _labelled(features: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> tuple:
+def _labelled(
+    features: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor
+) -> tuple[np.ndarray, np.ndarray, int]:
     x = _features(features)
     if isinstance(labels, torch.Tensor):
         labels = labels.detach().cpu().numpy()

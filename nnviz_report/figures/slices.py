@@ -1,0 +1,111 @@
+"""Slice figures: one sample through the layers (PIL), CKA heatmap and separability across depth."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import seaborn as sns
+from PIL import Image, ImageDraw, ImageFont
+
+from ..report_model import Figure
+from .common import CATEGORICAL, colourise, new_figure, png_figure, style, svg_figure
+
+TILE = 48  # px per feature map and for the input thumbnail
+GAP = 3
+LABEL_WIDTH = 170
+
+
+@lru_cache(maxsize=1)
+def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    # matplotlib ships DejaVu Sans, so labels look the same on every machine.
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return ImageFont.truetype(str(path), 11) if path.exists() else ImageFont.load_default()
+
+
+def _enlarge(pixels: np.ndarray, size: int) -> np.ndarray:
+    image = Image.fromarray(np.ascontiguousarray(pixels), mode="RGB")
+    return np.asarray(image.resize((size, size), Image.Resampling.NEAREST))
+
+
+def _scaled(m: np.ndarray) -> np.ndarray:
+    lo, hi = float(m.min()), float(m.max())
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def top_channels(maps: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` channels of one sample's ``(C, H, W)`` maps with the largest mean |activation|,
+    strongest first (ties by channel index)."""
+    strength = np.abs(maps).reshape(maps.shape[0], -1).mean(axis=1)
+    return np.argsort(-strength, kind="stable")[:k]
+
+
+def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray]], k: int, name: str,
+                       alt: str) -> Figure:
+    """Rows top to bottom follow depth; each row is the input, then the ``k`` most active
+    channels of that layer for this sample, each scaled to its own range (viridis)."""
+    thumb = _enlarge(image_hwc, TILE)
+    row_width = LABEL_WIDTH + (k + 1) * (TILE + GAP) + GAP
+    height = len(layers) * (TILE + GAP) + GAP
+    canvas = Image.new("RGB", (row_width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = _font()
+    for r, (label, maps) in enumerate(layers):
+        y = GAP + r * (TILE + GAP)
+        c, h, w = maps.shape
+        text = label if draw.textlength(label, font=font) <= LABEL_WIDTH - 8 else "…" + label[-22:]
+        draw.text((4, y + TILE // 2 - 12), text, fill=(29, 35, 42), font=font)
+        draw.text((4, y + TILE // 2 + 1), f"{c} ch · {h}×{w}", fill=(91, 102, 112), font=font)
+        canvas.paste(Image.fromarray(thumb), (LABEL_WIDTH, y))
+        for j, channel in enumerate(top_channels(maps, k)):
+            tile = _enlarge(colourise(_scaled(maps[channel])), TILE)
+            canvas.paste(Image.fromarray(tile), (LABEL_WIDTH + (j + 1) * (TILE + GAP) + GAP, y))
+    return png_figure(np.asarray(canvas), name, alt)
+
+
+def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
+    n = len(names)
+    size = max(4.2, min(11.0, 0.2 * n + 3))
+    with style():
+        fig = new_figure(size + 1.0, size)
+        ax = fig.add_subplot()
+        ticks = names if n <= 40 else "auto"
+        sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=True, xticklabels=ticks,
+                    yticklabels=ticks, cbar_kws={"label": "linear CKA", "shrink": 0.7},
+                    annot=n <= 8, fmt=".2f", annot_kws={"fontsize": 7})
+        ax.tick_params(axis="both", labelsize=6 if n > 12 else 8)
+        ax.tick_params(axis="x", rotation=90)
+        ax.grid(False)
+        return svg_figure(fig, "cka", "Linear CKA between every pair of layers; bright is similar",
+                          width=min(900, int(90 * (size + 1))))
+
+
+def separability_figure(names: list[str], accuracy: list[float | None], fisher: list[float | None],
+                        chance: float) -> Figure:
+    x = np.arange(len(names))
+    acc = np.array([a if a is not None else np.nan for a in accuracy], dtype=float)
+    fr = np.array([f if f is not None and np.isfinite(f) else np.nan for f in fisher], dtype=float)
+    with style():
+        fig = new_figure(max(6.0, min(14.0, 0.16 * len(names) + 3)), 3.4)
+        ax = fig.add_subplot()
+        ax.axhline(chance * 100, color="#888888", linestyle=":", linewidth=1, label=f"chance {chance:.0%}")
+        ax.plot(x, acc * 100, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.4,
+                label="nearest-class-mean accuracy")
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("held-out accuracy (%)")
+        right = ax.twinx()
+        right.plot(x, fr, color=CATEGORICAL[1], marker=".", linewidth=0.9, linestyle="--",
+                   label="Fisher ratio")
+        right.set_ylabel("Fisher ratio tr(S_B)/tr(S_W)")
+        right.set_ylim(bottom=0)
+        right.grid(False)
+        right.spines["right"].set_visible(True)
+        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, loc="upper left", ncols=3, frameon=False, fontsize=7)
+        step = max(1, len(names) // 40)
+        ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)
+        ax.set_xlim(-0.5, len(names) - 0.5)
+        return svg_figure(fig, "separability",
+                          "Class separability of each layer's pooled features, input to output")

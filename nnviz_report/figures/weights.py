@@ -1,0 +1,78 @@
+"""Weight figures: value distributions across depth and spectral numbers across depth."""
+
+from __future__ import annotations
+
+import numpy as np
+import seaborn as sns
+
+from ..report_model import Figure
+from .common import CATEGORICAL, new_figure, style, svg_figure
+
+ALPHA_BAND = (2.0, 6.0)  # WeightWatcher's range for well-trained layers
+
+
+def subsample(values: np.ndarray, limit: int) -> np.ndarray:
+    """At most ``limit`` values by a fixed stride over the flattened tensor: deterministic, and
+    spread over every output unit rather than the first few."""
+    flat = np.asarray(values).ravel()
+    stride = -(-flat.size // limit) if flat.size > limit else 1
+    return flat[::stride]
+
+
+def _depth_ticks(ax: object, names: list[str]) -> None:
+    x = np.arange(len(names))
+    step = max(1, len(names) // 40)
+    ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)  # type: ignore[attr-defined]
+    ax.set_xlim(-0.5, len(names) - 0.5)  # type: ignore[attr-defined]
+
+
+def weight_distribution_figure(names: list[str], values: list[np.ndarray]) -> Figure:
+    """One violin per weight tensor, input to output, on a shared axis; each violin is cut at
+    the tensor's extreme values and shows its quartiles."""
+    positions = np.concatenate([np.full(v.size, i) for i, v in enumerate(values)])
+    data = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
+    with style():
+        fig = new_figure(max(6.0, min(14.0, 0.32 * len(names) + 3)), 3.8)
+        ax = fig.add_subplot()
+        sns.violinplot(x=positions, y=data, ax=ax, native_scale=True, cut=0, density_norm="width",
+                       inner="quart", linewidth=0.6, color=CATEGORICAL[0], saturation=0.8, bw_adjust=0.8)
+        ax.axhline(0.0, color="#888888", linewidth=0.6, zorder=0)
+        _depth_ticks(ax, names)
+        ax.set_ylabel("weight value")
+        return svg_figure(fig, "weight-distribution",
+                          "Distribution of the weight values of each layer, input to output")
+
+
+def spectral_depth_figure(names: list[str], alphas: list[float | None], stable_ranks: list[float],
+                          spectral_norms: list[float]) -> Figure:
+    """Power-law alpha (with the 2–6 band) above, stable rank and spectral norm below."""
+    x = np.arange(len(names))
+    alpha = np.array([a if a is not None else np.nan for a in alphas], dtype=float)
+    with style():
+        fig = new_figure(max(6.0, min(14.0, 0.22 * len(names) + 3)), 4.6)
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
+        low, high = ALPHA_BAND
+        top.axhspan(low, high, color=CATEGORICAL[2], alpha=0.1, label=f"α {low:g}–{high:g}")
+        top.plot(x, alpha, color=CATEGORICAL[1], marker="o", markersize=3, linewidth=1.2, label="power-law α")
+        missing = np.isnan(alpha)
+        if missing.any():
+            top.scatter(x[missing], np.full(missing.sum(), ALPHA_BAND[0]), marker="x", color="#888888", s=18,
+                        label="too small to fit")
+        top.set_ylabel("α")
+        top.legend(loc="upper left", ncols=3, frameon=False, fontsize=7)
+        bottom.plot(x, stable_ranks, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.2,
+                    label="stable rank")
+        bottom.set_ylabel("stable rank")
+        bottom.set_yscale("log")
+        right = bottom.twinx()
+        right.plot(x, spectral_norms, color=CATEGORICAL[5], marker=".", linewidth=0.8, linestyle="--",
+                   label="spectral norm ‖W‖₂")
+        right.set_ylabel("‖W‖₂")
+        right.set_yscale("log")
+        right.grid(False)
+        right.spines["right"].set_visible(True)
+        handles = bottom.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        bottom.legend(handles=handles, loc="upper left", ncols=2, frameon=False, fontsize=7)
+        _depth_ticks(bottom, names)
+        return svg_figure(fig, "weight-spectra-depth",
+                          "Power-law alpha, stable rank and spectral norm per layer")

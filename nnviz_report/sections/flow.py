@@ -1,0 +1,64 @@
+"""Flow: the network's data-flow graph with captured health on its nodes, and the layer table."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..flow_svg import NodeHealth, render_flow_svg
+from ..graph import FlowGraph, LayerRow, extract_graph
+from ..report_model import Figure, LayerStats, ParamStats
+from .anchors import Anchors
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowSection:
+    method: str
+    direction: str
+    folded: bool
+    graph: FlowGraph
+    layers: tuple[LayerRow, ...]
+    total_params: int
+    total_macs: int
+    diagram: Figure
+
+
+def node_health(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> dict[str, NodeHealth]:
+    """Per module path: the worst severity of its output and parameters, with the numbers that
+    decide it (dead-channel fraction, gradient-to-weight ratio) as the node's tooltip."""
+    rank = {"pass": 0, "warn": 1, "fail": 2}
+    level: dict[str, str] = {}
+    notes: dict[str, list[str]] = {}
+    for row in layers:
+        path = row.module_path
+        level[path] = max(level.get(path, "pass"), row.severity, key=rank.__getitem__)
+        if row.channels and row.type in {"ReLU", "ReLU6", "LeakyReLU"}:
+            notes.setdefault(path, []).append(f"dead channels {row.dead_fraction:.0%}")
+    for p in params:
+        path = p.module_path
+        level[path] = max(level.get(path, "pass"), p.severity, key=rank.__getitem__)
+        if p.ratio is not None and len(p.shape) > 1:
+            notes.setdefault(path, []).append(f"grad/weight {p.ratio:.2g}")
+    return {
+        path: NodeHealth("ok" if lvl == "pass" else lvl, "; ".join(notes.get(path, [])) or lvl)
+        for path, lvl in level.items()
+    }
+
+
+def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence[LayerStats],
+                 params: Sequence[ParamStats], anchors: Anchors, *, direction: str, fold: str,
+                 group_depth: int) -> FlowSection:
+    graph = extract_graph(model, example_input, group_depth=group_depth, fold=fold)
+
+    def href(module_path: str) -> str | None:
+        anchor = anchors.lookup("act", module_path) or anchors.lookup("grad", f"{module_path}.weight")
+        return f"#{anchor}" if anchor else None
+
+    svg = render_flow_svg(graph, direction=direction, health=node_health(layers, params), href=href)
+    diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8"),
+                     "Data-flow diagram of the network from input to logits", inline=True)
+    return FlowSection(graph.method, direction, graph.fold_depth is not None, graph, graph.layers,
+                       graph.total_params, graph.total_macs, diagram)

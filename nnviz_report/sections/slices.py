@@ -1,0 +1,108 @@
+"""Slices: showcase samples followed through the layers, layer-to-layer CKA, class separability."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..capture import LayerCapture
+from ..figures.common import image_pixels
+from ..figures.slices import cka_figure, separability_figure, slice_strip_figure
+from ..report_model import LayerSeparability, SlicesSection, SliceStrip
+from ..stats.similarity import cka_matrix, fisher_ratio, nearest_class_mean_accuracy
+from .anchors import Anchors
+
+MAX_STRIP_LAYERS = 12
+STRIP_CHANNELS = 8
+MAX_CKA_LAYERS = 40
+CHANCE = 0.1
+# Normalisation layers rescale their input per channel: a strip row for them repeats the row above.
+NORM_TYPES = ("BatchNorm", "GroupNorm", "LayerNorm", "InstanceNorm", "LocalResponseNorm")
+ACTIVATION_TYPES = ("ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish",
+                    "Hardswish", "Sigmoid", "Tanh", "Hardtanh", "Softplus")
+
+
+def evenly_spaced(count: int, limit: int) -> list[int]:
+    """``limit`` indices out of ``range(count)``, evenly spread, first and last always included."""
+    if count <= limit:
+        return list(range(count))
+    if limit == 1:
+        return [count - 1]
+    return sorted({round(i * (count - 1) / (limit - 1)) for i in range(limit)})
+
+
+def strip_layers(layers: Sequence[LayerCapture]) -> tuple[list[LayerCapture], int, str]:
+    """The layers whose feature maps the strips show, how many could have been, and the rule."""
+    candidates = [
+        layer for layer in layers
+        if layer.showcase_maps is not None and layer.showcase_maps.ndim == 4
+        and min(layer.showcase_maps.shape[2:]) >= 2 and not layer.type.startswith(NORM_TYPES)
+    ]
+    rule = "every layer with feature maps of at least 2×2 (normalisation layers left out)"
+    if len(candidates) > MAX_STRIP_LAYERS:
+        activations = [layer for layer in candidates if layer.type in ACTIVATION_TYPES]
+        if len(activations) >= MAX_STRIP_LAYERS // 2:
+            candidates, rule = activations, "activation outputs with feature maps of at least 2×2"
+    chosen = [candidates[i] for i in evenly_spaced(len(candidates), MAX_STRIP_LAYERS)]
+    if len(chosen) < len(candidates):
+        rule += f", {len(chosen)} evenly spaced by depth (first and last included)"
+    return chosen, len(candidates), rule
+
+
+def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_images: np.ndarray,
+                   anchors: Anchors) -> SlicesSection | None:
+    """``showcase_images`` are the showcase samples' uint8 ``(S, 3, H, W)`` pixels; ``labels`` the
+    true class of every sample, in the order of the pooled features."""
+    chosen, strip_candidates, rule = strip_layers(layers)
+    strips = tuple(
+        SliceStrip(slot, slice_strip_figure(
+            image_pixels(showcase_images[slot]),
+            [(layer.name, layer.showcase_maps[slot]) for layer in chosen],  # type: ignore[index]
+            STRIP_CHANNELS, f"slice-{slot}",
+            f"Showcase sample {slot + 1} through {len(chosen)} layers: the input, then the "
+            f"{STRIP_CHANNELS} most active channels of each layer"))
+        for slot in range(len(showcase_images))
+    ) if chosen else ()
+
+    pooled = [layer for layer in layers if layer.pooled_features is not None]
+    count = len(labels)
+    if not pooled and not strips:
+        return None
+    cka_layers = [pooled[i] for i in evenly_spaced(len(pooled), MAX_CKA_LAYERS)]
+    cka = np.zeros((0, 0))
+    cka_fig = None
+    if count >= 2 and cka_layers:
+        cka = cka_matrix([layer.pooled_features for layer in cka_layers])  # type: ignore[misc]
+        cka_fig = cka_figure([layer.name for layer in cka_layers], cka)
+
+    splittable = count > 0 and np.bincount(labels).max(initial=0) >= 2
+    separability = []
+    for layer in pooled:
+        features = layer.pooled_features
+        assert features is not None
+        separability.append(LayerSeparability(
+            layer=layer.name, anchor=anchors.lookup("act", layer.name), features=int(features.shape[1]),
+            ncm_accuracy=nearest_class_mean_accuracy(features, labels) if splittable else None,
+            fisher_ratio=fisher_ratio(features, labels) if count else None,
+        ))
+    separability_fig = None
+    if separability and splittable:
+        separability_fig = separability_figure([s.layer for s in separability],
+                                               [s.ncm_accuracy for s in separability],
+                                               [s.fisher_ratio for s in separability], CHANCE)
+    return SlicesSection(
+        strip_layers=tuple(layer.name for layer in chosen),
+        strip_candidates=strip_candidates,
+        strip_rule=rule,
+        strip_channels=STRIP_CHANNELS,
+        strips=strips,
+        cka_layers=tuple(layer.name for layer in cka_layers),
+        cka_candidates=len(pooled),
+        cka=tuple(tuple(float(v) for v in row) for row in cka),
+        cka_figure=cka_fig,
+        separability=tuple(separability),
+        separability_figure=separability_fig,
+        chance=CHANCE,
+        samples=count,
+    )

@@ -1,0 +1,92 @@
+"""Weights: per-tensor statistics and spectra, distributions across depth, first-layer filters."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from torch import nn
+
+from ..figures.common import filter_mosaic
+from ..figures.weights import spectral_depth_figure, subsample, weight_distribution_figure
+from ..report_model import BiasSummary, WeightRow, WeightsSection
+from ..stats.spectra import bias_stats, weight_stats
+from .anchors import Anchors
+
+VALUES_PER_LAYER = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightTensor:
+    """One parameter as plain arrays, with the module it belongs to."""
+
+    name: str
+    module_path: str
+    module_type: str
+    values: np.ndarray
+    bias: np.ndarray | None
+
+
+def weight_tensors(model: nn.Module) -> list[WeightTensor]:
+    """Every parameter in registration order, biases attached to their module's weight (a bias
+    with no ``weight`` sibling stands alone as a 1-D tensor)."""
+    modules = dict(model.named_modules())
+    params = dict(model.named_parameters())
+    tensors = []
+    for name, p in params.items():
+        owner, _, leaf = name.rpartition(".")
+        if leaf == "bias" and f"{owner}.weight".lstrip(".") in params:
+            continue
+        bias = params.get(f"{owner}.bias".lstrip(".")) if leaf == "weight" else None
+        module = modules.get(owner)
+        tensors.append(WeightTensor(
+            name=name, module_path=owner, module_type=type(module).__name__ if module is not None else "",
+            values=p.detach().to("cpu").double().numpy().copy(),
+            bias=bias.detach().to("cpu").double().numpy().copy() if bias is not None else None,
+        ))
+    return tensors
+
+
+def weight_rows(tensors: Sequence[WeightTensor], anchors: Anchors) -> list[WeightRow]:
+    rows = []
+    for t in tensors:
+        if t.values.ndim < 2 or t.values.size == 0:
+            continue
+        s = weight_stats(t.values)
+        b = bias_stats(t.bias) if t.bias is not None and t.bias.size else None
+        rows.append(WeightRow(
+            name=t.name, module_path=t.module_path, anchor=anchors("w", t.name), type=t.module_type,
+            shape=s.shape, matrix_shape=s.matrix_shape, mean=s.mean, std=s.std, l2_norm=s.l2_norm,
+            spectral_norm=s.spectral_norm, stable_rank=s.stable_rank, near_zero_fraction=s.near_zero_fraction,
+            alpha=s.alpha.alpha, alpha_xmin=s.alpha.xmin, alpha_ks_distance=s.alpha.ks_distance,
+            alpha_tail=s.alpha.n_tail, alpha_note=s.alpha.note,
+            bias=BiasSummary(b.size, b.mean, b.std, b.min, b.max) if b is not None else None,
+        ))
+    return rows
+
+
+def weights_section(tensors: Sequence[WeightTensor], anchors: Anchors,
+                    first_conv: tuple[str, np.ndarray, np.ndarray] | None) -> WeightsSection | None:
+    rows = weight_rows(tensors, anchors)
+    if not rows:
+        return None
+    by_name = {t.name: t for t in tensors}
+    names = [r.name for r in rows]
+    values = [subsample(by_name[n].values, VALUES_PER_LAYER) for n in names]
+    first_layer = first_name = None
+    if first_conv is not None:
+        first_name, weight, _grad = first_conv
+        alt = f"The {weight.shape[0]} filters of {first_name} as RGB tiles (grey = zero)"
+        first_layer = filter_mosaic(weight, "first-layer-filters", alt)
+    return WeightsSection(
+        rows=tuple(rows),
+        skipped=tuple(t.name for t in tensors if t.values.ndim < 2),
+        values_per_layer=VALUES_PER_LAYER,
+        subsampled=tuple(n for n in names if by_name[n].values.size > VALUES_PER_LAYER),
+        distribution=weight_distribution_figure(names, values),
+        depth=spectral_depth_figure(names, [r.alpha for r in rows], [r.stable_rank for r in rows],
+                                    [r.spectral_norm for r in rows]),
+        first_layer=first_layer,
+        first_layer_name=first_name,
+    )

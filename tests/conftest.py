@@ -1,0 +1,45 @@
+"""Shared fixtures: seeded synthetic CIFAR-shaped images written as an ImageFolder, and the
+real JPEG split when ../shared/data is present."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nnviz_report.data import CIFAR10_CLASSES
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+
+
+def write_image_folder(root: Path, per_class: int, *, seed: int = 0) -> Path:
+    """Class c's images are noise around a class-specific colour, so a model can tell them apart."""
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(CIFAR10_CLASSES):
+        folder = root / name
+        folder.mkdir(parents=True)
+        base = np.array([(label * 25) % 256, (label * 70) % 256, (255 - label * 25) % 256])
+        for i in range(per_class):
+            pixels = np.clip(base + rng.normal(0, 40, size=(32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_image_folder(tmp_path_factory.mktemp("synthetic") / "data", per_class=6)
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not SHARED_ARCHIVE.exists():
+        pytest.skip(f"real CIFAR-10 copy not found at {SHARED_ARCHIVE}")
+    target = tmp_path_factory.mktemp("cifar10")
+    with tarfile.open(SHARED_ARCHIVE) as tar:
+        members = [m for m in tar.getmembers() if "/test/" in f"/{m.name}" or m.name.startswith("test")]
+        tar.extractall(target, members=members, filter="data")
+    return next(p for p in target.rglob("test") if p.is_dir())

@@ -1,0 +1,164 @@
+"""The capture pass against independent computations on the full tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nnviz_report.capture import capture_saliency, choose_showcase, run_capture
+from nnviz_report.errors import CaptureError, ModelError
+from tests.fixtures.models import dead_relu_net, inplace_residual, raises_in_forward, tiny_cnn, wrong_output
+
+CPU = torch.device("cpu")
+
+
+def synthetic_batch(n: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 32, 32, generator=g), torch.arange(n) % 10
+
+
+def full_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every leaf module's output on the whole input at once, recorded by plain hooks."""
+    outputs: dict[str, torch.Tensor] = {}
+    handles = [m.register_forward_hook(lambda _m, _i, o, name=name: outputs.setdefault(name, o.detach().clone()))
+               for name, m in model.named_modules() if name and not list(m.children())]
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return outputs
+
+
+@pytest.mark.parametrize("batch_size", [5, 24])
+def test_activation_moments_match_numpy_on_full_tensors(batch_size: int) -> None:
+    model = tiny_cnn()
+    x, y = synthetic_batch()
+    result = run_capture(model, x, y, batch_size=batch_size, device=CPU, showcase_positions=(0, 1))
+    reference = full_outputs(model, x)
+    assert [layer.name for layer in result.layers] == list(reference)
+    for layer in result.layers:
+        full = reference[layer.name].numpy().astype(np.float64)
+        m = layer.activation
+        assert m.count == full.size
+        assert m.mean == pytest.approx(full.mean(), rel=1e-5, abs=1e-6)
+        assert m.std == pytest.approx(full.std(), rel=1e-5, abs=1e-6)
+        assert m.min == pytest.approx(full.min()) and m.max == pytest.approx(full.max())
+        assert m.zero_fraction == pytest.approx((full == 0).mean())
+        counts, _ = np.histogram(full, bins=np.array(m.histogram.edges))
+        assert tuple(counts) == m.histogram.counts
+        assert layer.output_shape == tuple(full.shape[1:])
+
+
+def test_parameter_gradients_match_plain_autograd_over_whole_sample() -> None:
+    model = tiny_cnn()
+    x, y = synthetic_batch()
+    result = run_capture(model, x, y, batch_size=7, device=CPU, showcase_positions=(0,))
+    reference = tiny_cnn()
+    reference.eval()
+    loss = nn.functional.cross_entropy(reference(x), y)
+    grads = torch.autograd.grad(loss, list(reference.parameters()))
+    for captured, (name, p), g in zip(result.params, reference.named_parameters(), grads, strict=True):
+        assert captured.name == name
+        assert captured.weight_norm == pytest.approx(float(p.detach().norm()), rel=1e-6)
+        assert captured.grad_norm == pytest.approx(float(g.norm()), rel=1e-4, abs=1e-9)
+        assert captured.mean_abs_grad == pytest.approx(float(g.abs().mean()), rel=1e-4, abs=1e-9)
+        assert captured.max_abs_grad == pytest.approx(float(g.abs().max()), rel=1e-4, abs=1e-9)
+    losses = nn.functional.cross_entropy(reference(x), y, reduction="none").detach().numpy()
+    np.testing.assert_allclose(result.losses, losses, rtol=1e-5)
+
+
+def test_activation_gradients_match_autograd_with_inplace_relu_and_shortcut() -> None:
+    model = inplace_residual()
+    x, y = synthetic_batch(12)
+    result = run_capture(model, x, y, batch_size=5, device=CPU, showcase_positions=(0,))
+    names = [layer.name for layer in result.layers]
+    # the reused ReLU is reported once per call
+    assert names == ["stem", "bn0", "relu", "conv", "bn1", "relu#2", "head"]
+    # Independent: d(mean loss)/d(bn1 output) by splitting the forward by hand, out of place.
+    ref = inplace_residual().eval()
+    h = torch.relu(ref.bn0(ref.stem(x)))
+    bn1_out = ref.bn1(ref.conv(h)).detach().requires_grad_(True)
+    logits = ref.head(torch.relu(bn1_out + h).mean(dim=(2, 3)))
+    (g,) = torch.autograd.grad(nn.functional.cross_entropy(logits, y), bn1_out)
+    layer = result.layers[names.index("bn1")]
+    rms = float(np.sqrt(layer.gradient.mean**2 + layer.gradient.std**2))
+    assert rms == pytest.approx(float(g.pow(2).mean().sqrt()), rel=1e-4)
+    assert max(abs(layer.gradient.min), abs(layer.gradient.max)) == pytest.approx(float(g.abs().max()), rel=1e-4)
+
+
+def test_dead_channels_counted() -> None:
+    x, y = synthetic_batch()
+    result = run_capture(dead_relu_net(), x, y, batch_size=8, device=CPU, showcase_positions=(0,))
+    relu1 = next(layer for layer in result.layers if layer.name == "relu1")
+    assert (relu1.dead_channels, relu1.channels) == (3, 4)
+
+
+def test_showcase_maps_are_the_full_feature_maps() -> None:
+    model = tiny_cnn()
+    x, y = synthetic_batch()
+    result = run_capture(model, x, y, batch_size=5, device=CPU, showcase_positions=(3, 11))
+    reference = full_outputs(model, x)
+    conv2 = next(layer for layer in result.layers if layer.name == "conv2")
+    assert conv2.showcase_maps is not None
+    np.testing.assert_allclose(conv2.showcase_maps, reference["conv2"][[3, 11]].numpy(), rtol=1e-6)
+    assert conv2.pooled_features is not None and conv2.pooled_features.shape == (24, 8)
+
+
+def test_model_comes_back_unchanged() -> None:
+    model = tiny_cnn()
+    model.train()
+    model.conv1.weight.requires_grad_(False)
+    sentinel = torch.full_like(model.fc.weight, 7.0)
+    model.fc.weight.grad = sentinel
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = synthetic_batch()
+    run_capture(model, x, y, batch_size=8, device=CPU, showcase_positions=(0,))
+    after = model.state_dict()
+    for key, value in before.items():
+        assert torch.equal(value, after[key]), key  # BN running statistics did not move
+    assert model.training
+    assert not model.conv1.weight.requires_grad and model.conv2.weight.requires_grad
+    assert model.fc.weight.grad is sentinel
+    assert model.conv2.weight.grad is None
+    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+
+
+def test_model_unchanged_when_forward_raises() -> None:
+    model = raises_in_forward()
+    model.train()
+    x, y = synthetic_batch(4)
+    with pytest.raises(CaptureError, match=r"ValueError.*after layers conv1, relu1.*boom from the model"):
+        run_capture(model, x, y, batch_size=4, device=CPU, showcase_positions=(0,))
+    assert model.training
+    assert all(not m._forward_hooks for m in model.modules())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_output_that_is_not_ten_logits_is_refused() -> None:
+    x, y = synthetic_batch(4)
+    with pytest.raises(ModelError, match=r"shape \(4, 7\).*expected \(4, 10\)"):
+        run_capture(wrong_output(), x, y, batch_size=4, device=CPU, showcase_positions=(0,))
+
+
+def test_showcase_picks_different_classes() -> None:
+    labels = torch.tensor([3, 3, 1, 3, 2, 1, 0])
+    assert choose_showcase(labels, 3) == (2, 4, 0)  # first of classes 1, 2, 3 in class order
+
+
+def test_saliency_capture_matches_autograd() -> None:
+    model = tiny_cnn()
+    x, _ = synthetic_batch(3)
+    targets = torch.tensor([1, 4, 7])
+    result = capture_saliency(model, x, targets, layer="conv2", device=CPU)
+    ref = tiny_cnn().eval()
+    xr = x.clone().requires_grad_(True)
+    a = ref.conv2(ref.pool(ref.relu1(ref.conv1(xr))))
+    logits = ref.fc(ref.flatten(ref.gap(ref.relu2(ref.bn(a)))))
+    score = logits.gather(1, targets.view(-1, 1)).sum()
+    ga, gx = torch.autograd.grad(score, [a, xr])
+    np.testing.assert_allclose(result.activations, a.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.gradients, ga.numpy(), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(result.input_gradients, gx.numpy(), rtol=1e-4, atol=1e-7)
