@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import CaptureError, ModelError
-from .stats.moments import Moments, RunningChannelMax, RunningMoments, tensor_norm
+from .stats.moments import GradientSummary, Moments, RunningChannelMax, RunningGradient, RunningMoments, tensor_norm
 
 NUM_CLASSES = 10
 MAX_POOLED_FEATURES = 4096  # wider outputs are left out of CKA/separability to bound memory
@@ -37,7 +37,7 @@ class LayerCapture:
     type: str
     output_shape: tuple[int, ...]
     activation: Moments
-    gradient: Moments
+    gradient: GradientSummary
     dead_channels: int
     channels: int
     saturation: float | None
@@ -73,7 +73,7 @@ class _LayerAccumulator:
     def __init__(self, name: str, module_path: str, module: nn.Module, showcase: int) -> None:
         self.name, self.module_path, self.type = name, module_path, type(module).__name__
         self.activation = RunningMoments()
-        self.gradient = RunningMoments()
+        self.gradient = RunningGradient()
         self.channel_max = RunningChannelMax()
         self.saturation_kind = SATURATING_TYPES.get(self.type)
         self.saturated = 0
@@ -121,7 +121,7 @@ class _LayerAccumulator:
 
 @dataclasses.dataclass
 class _SavedState:
-    training: bool
+    training: dict[str, bool]  # per module: a frozen BatchNorm inside a training model stays frozen
     device: torch.device | None
     requires_grad: dict[str, bool]
     grads: dict[str, Tensor | None]
@@ -135,7 +135,7 @@ def preserved_model(model: nn.Module, device: torch.device) -> Iterator[nn.Modul
     params = dict(model.named_parameters())
     first = next(iter(params.values()), None)
     saved = _SavedState(
-        training=model.training,
+        training={name: m.training for name, m in model.named_modules()},
         device=first.device if first is not None else None,
         requires_grad={n: p.requires_grad for n, p in params.items()},
         grads={n: p.grad for n, p in params.items()},
@@ -158,7 +158,13 @@ def preserved_model(model: nn.Module, device: torch.device) -> Iterator[nn.Modul
             for name, b in model.named_buffers():
                 if name in saved.buffers:
                     b.copy_(saved.buffers[name].to(b.device))
-        model.train(saved.training)
+        restore_training(model, saved.training)
+
+
+def restore_training(model: nn.Module, flags: dict[str, bool]) -> None:
+    """Each module's own train/eval flag back; ``model.train(flag)`` would overwrite them all."""
+    for name, module in model.named_modules():
+        module.training = flags.get(name, module.training)
 
 
 def capturable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
+
+import tomllib
 
 from .errors import ConfigError
 from .report_model import Finding, LayerStats, ParamStats

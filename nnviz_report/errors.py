@@ -34,3 +34,7 @@ class OutputError(NNVizError):
 
 class SchemaError(NNVizError):
     """An archived report.json has a schema this version cannot read."""
+
+
+class CompareError(NNVizError):
+    """The two sides of a comparison do not describe the same model on the same sample."""

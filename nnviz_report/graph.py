@@ -117,13 +117,15 @@ def extract_graph(
         raise ConfigError(f"fold must be one of {', '.join(FOLD_MODES)}, got {fold!r}")
     if group_depth < 0:
         raise ConfigError(f"group_depth must be >= 0, got {group_depth!r}")
-    was_training = model.training
+    was_training = {name: m.training for name, m in model.named_modules()}
     try:
         model.eval()
         with torch.no_grad():
             raw, method = _extract_raw(model, example_input)
     finally:
-        model.train(was_training)
+        # Each module's own flag back: model.train(flag) would unfreeze a frozen BatchNorm.
+        for name, m in model.named_modules():
+            m.training = was_training.get(name, m.training)
     raw = _prune_unreachable(raw)
     total_params = sum(p.numel() for p in model.parameters())  # parameters() yields shared ones once
     return _assemble(raw, method, total_params, group_depth=group_depth, fold=fold)

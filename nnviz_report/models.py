@@ -78,6 +78,13 @@ def read_state_dict(path: Path, *, trust: bool = False) -> dict[str, torch.Tenso
         raise CheckpointError(f"checkpoint {path} does not exist; check the --weights path")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder, not a file; pass the .pt file")
+    if _is_torchscript_archive(path):
+        # torch.load would hand such a file to torch.jit.load: code, not weights. Only the
+        # explicit torchscript: spec loads it, whatever --trust-checkpoint says.
+        raise CheckpointError(
+            f"{path.name} is a TorchScript archive (it carries its own code and weights), not a state_dict; "
+            f"load it with --model torchscript:{path} and no --weights"
+        )
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -97,6 +104,15 @@ def read_state_dict(path: Path, *, trust: bool = False) -> dict[str, torch.Tenso
             f"checkpoint {path.name} is corrupt or truncated ({_first_line(exc)}); re-save or re-download it"
         ) from None
     return _extract_state_dict(loaded, path.name)
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    """The test torch.load itself uses: a zip archive holding ``constants.pkl``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n == "constants.pkl" or n.endswith("/constants.pkl") for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
 
 
 def _load_trusted(path: Path) -> Any:

@@ -27,7 +27,18 @@ from .errors import ConfigError, OutputError
 from .figures.common import image_pixels, png_figure
 from .models import LoadedModel, load_model
 from .progress import Progress
-from .report_model import SCHEMA_VERSION, Environment, Finding, ModelInfo, Report, SampleInfo, ShowcaseSample
+from .report_model import (
+    SCHEMA_VERSION,
+    Environment,
+    Finding,
+    LayerStats,
+    ModelInfo,
+    ParamStats,
+    Performance,
+    Report,
+    SampleInfo,
+    ShowcaseSample,
+)
 from .sections.activations import activations_section, layer_stats
 from .sections.anchors import Anchors
 from .sections.flow import flow_section
@@ -77,22 +88,45 @@ def run(settings: ReportSettings) -> ReportResult:
     return ReportResult(report, paths, exit_code_for(report.findings, settings.fail_on))
 
 
-def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, thresholds: Thresholds,
-                 device: torch.device, progress: Progress) -> Report:
-    inputs = normalise(sample.images)
+def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
+                   progress: Progress) -> CaptureResult:
+    """The one forward+backward pass over the sample; compare mode runs it once per checkpoint."""
     showcase_positions = choose_showcase(sample.labels, settings.showcase)
     with progress.bar("capture", total=sample.count, unit="img") as advance:
-        capture = run_capture(loaded.module, inputs, sample.labels, batch_size=settings.batch_size, device=device,
-                              showcase_positions=showcase_positions, progress=advance)
+        return run_capture(loaded.module, normalise(sample.images), sample.labels, batch_size=settings.batch_size,
+                           device=device, showcase_positions=showcase_positions, progress=advance)
 
-    progress.stage("statistics and checks")
-    anchors = Anchors()
+
+@dataclasses.dataclass(frozen=True)
+class Statistics:
+    performance: Performance
+    layers: list[LayerStats]
+    params: list[ParamStats]
+    findings: list[Finding]
+
+
+def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds, anchors: Anchors) -> Statistics:
+    """Plain numbers and findings from a capture, each row marked with its worst finding."""
     perf = performance(capture.logits, capture.losses, sample.labels.numpy())
     layers = layer_stats(capture.layers, anchors)
     params = param_stats(capture.params, anchors)
     findings = run_checks(layers, params, perf.accuracy, thresholds)
     layers = [dataclasses.replace(row, severity=_worst_for(findings, row.name, row.module_path)) for row in layers]
     params = [dataclasses.replace(p, severity=_worst_for(findings, None, p.module_path)) for p in params]
+    return Statistics(perf, layers, params, findings)
+
+
+def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, thresholds: Thresholds,
+                 device: torch.device, progress: Progress, *, capture: CaptureResult | None = None) -> Report:
+    """``capture``: a capture of this model and sample already run (compare mode reuses it)."""
+    inputs = normalise(sample.images)
+    if capture is None:
+        capture = capture_sample(loaded, sample, settings, device, progress)
+
+    progress.stage("statistics and checks")
+    anchors = Anchors()
+    stats = statistics(capture, sample, thresholds, anchors)
+    perf, layers, params, findings = stats.performance, stats.layers, stats.params, stats.findings
 
     progress.stage("figures")
     module = loaded.module

@@ -188,7 +188,7 @@ class Report:
     slices: SlicesSection | None = None
     weights: WeightsSection | None = None
     saliency: SaliencySection | None = None
-    compare: Any = None
+    compare: CompareSection | None = None
 
 
 def to_jsonable(value: Any) -> Any:
@@ -332,3 +332,101 @@ class SaliencySection:
     note: str  # why Grad-CAM (or all saliency) was not possible; "" when it ran
     mask_fraction: float
     samples: tuple[SaliencySample, ...]
+
+
+# ---- Compare section -------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One number on both sides; ``delta`` is head − base, None when either side is missing."""
+
+    base: float | None
+    head: float | None
+    delta: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareSide:
+    label: str  # "base" | "head"
+    source: str  # "checkpoint" | "report.json"
+    checkpoint_name: str | None
+    checkpoint_sha256: str | None
+    nnviz_report: str  # version that produced this side's numbers
+    schema_version: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerChange:
+    """One layer present on both sides, matched by name."""
+
+    name: str
+    anchor: str  # the head's row in the Activations table
+    type: str
+    mean: Change
+    std: Change
+    zero_fraction: Change
+    dead_channels: Change
+    grad_rms: Change
+    grad_ratio: Change  # ‖g‖/‖w‖ of the layer's weight tensor; None sides for layers without one
+    weight_change: float | None  # ‖W_head − W_base‖ / ‖W_base‖ of the layer's weight; None without both checkpoints
+    cka: float | None  # linear CKA between base and head pooled features on the same samples
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamChange:
+    name: str
+    module_path: str
+    shape: tuple[int, ...]
+    base_norm: float
+    delta_norm: float  # ‖W_head − W_base‖_F
+    relative: float | None  # delta_norm / base_norm; None when the base norm is zero
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionChange:
+    position: int  # row in the sample
+    index: int  # index in the data source
+    label: int
+    base: int
+    head: int
+    thumbnail: Figure
+
+
+@dataclasses.dataclass(frozen=True)
+class FindingChange:
+    status: str  # "new" | "resolved" | "unchanged"
+    check: str
+    layer: str | None
+    base_severity: str | None
+    head_severity: str | None
+    base_value: float | None
+    head_value: float | None
+    message: str  # the head's message, or the base's for a resolved finding
+    anchor: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareSection:
+    mode: str  # "checkpoints" | "archived-json"
+    base: CompareSide
+    head: CompareSide
+    accuracy: Change
+    loss: Change
+    per_class_accuracy: tuple[Change, ...]
+    layers: tuple[LayerChange, ...]
+    base_only_layers: tuple[str, ...]
+    head_only_layers: tuple[str, ...]
+    params: tuple[ParamChange, ...]  # empty unless both checkpoints were given
+    weights_note: str  # why weight change and CKA are missing; "" when they are there
+    changed_total: int
+    changed_fixed: int  # wrong in base, right in head
+    changed_broken: int  # right in base, wrong in head
+    changed_other: int  # wrong in both, with a different wrong class
+    changed: tuple[PredictionChange, ...]  # the first ones in sample order, at most changed_limit
+    changed_limit: int
+    findings: tuple[FindingChange, ...]
+    findings_new: int
+    findings_resolved: int
+    findings_unchanged: int
+    weight_figure: Figure | None
+    cka_figure: Figure | None

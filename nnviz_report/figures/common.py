@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from collections.abc import Iterator
 
 import matplotlib
@@ -42,6 +43,9 @@ def style() -> Iterator[None]:
         yield
 
 
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def new_figure(width: float, height: float) -> MplFigure:
     return MplFigure(figsize=(width, height), layout="constrained")
 
@@ -53,6 +57,9 @@ def svg_figure(fig: MplFigure, name: str, alt: str, *, width: int | None = None)
     text = buffer.getvalue()
     # The XML prolog and DOCTYPE are noise inside a data: URI and an HTML page alike.
     text = text[text.index("<svg") :]
+    # matplotlib writes label text as given; a control character from a layer name would make
+    # the SVG invalid XML, and the browser would then show no figure at all.
+    text = _XML_INVALID.sub("?", text)
     return Figure(name, "image/svg+xml", text.encode("utf-8"), alt, width)
 
 

@@ -13,16 +13,16 @@ from PIL import Image, ImageDraw, ImageFont
 from ..report_model import Figure
 from .common import CATEGORICAL, colourise, new_figure, png_figure, style, svg_figure
 
-TILE = 48  # px per feature map and for the input thumbnail
+TILE = 36  # px per feature map and for the input thumbnail: two strips side by side fit the page
 GAP = 3
-LABEL_WIDTH = 170
+LABEL_WIDTH = 112
 
 
 @lru_cache(maxsize=1)
 def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     # matplotlib ships DejaVu Sans, so labels look the same on every machine.
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    return ImageFont.truetype(str(path), 11) if path.exists() else ImageFont.load_default()
+    return ImageFont.truetype(str(path), 10) if path.exists() else ImageFont.load_default()
 
 
 def _enlarge(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -55,9 +55,9 @@ def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray
     for r, (label, maps) in enumerate(layers):
         y = GAP + r * (TILE + GAP)
         c, h, w = maps.shape
-        text = label if draw.textlength(label, font=font) <= LABEL_WIDTH - 8 else "…" + label[-22:]
-        draw.text((4, y + TILE // 2 - 12), text, fill=(29, 35, 42), font=font)
-        draw.text((4, y + TILE // 2 + 1), f"{c} ch · {h}×{w}", fill=(91, 102, 112), font=font)
+        text = label if draw.textlength(label, font=font) <= LABEL_WIDTH - 8 else "…" + label[-16:]
+        draw.text((2, y + TILE // 2 - 12), text, fill=(29, 35, 42), font=font)
+        draw.text((2, y + TILE // 2 + 1), f"{c} ch · {h}×{w}", fill=(91, 102, 112), font=font)
         canvas.paste(Image.fromarray(thumb), (LABEL_WIDTH, y))
         for j, channel in enumerate(top_channels(maps, k)):
             tile = _enlarge(colourise(_scaled(maps[channel])), TILE)
@@ -67,7 +67,7 @@ def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray
 
 def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
     n = len(names)
-    size = max(4.2, min(11.0, 0.2 * n + 3))
+    size = max(4.2, min(9.0, 0.15 * n + 2.5))
     with style():
         fig = new_figure(size + 1.0, size)
         ax = fig.add_subplot()
@@ -79,7 +79,7 @@ def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
         ax.tick_params(axis="x", rotation=90)
         ax.grid(False)
         return svg_figure(fig, "cka", "Linear CKA between every pair of layers; bright is similar",
-                          width=min(900, int(90 * (size + 1))))
+                          width=min(860, int(95 * (size + 1))))
 
 
 def separability_figure(names: list[str], accuracy: list[float | None], fisher: list[float | None],

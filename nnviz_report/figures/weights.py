@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..report_model import Figure
 from .common import CATEGORICAL, new_figure, style, svg_figure
@@ -17,6 +18,13 @@ def subsample(values: np.ndarray, limit: int) -> np.ndarray:
     flat = np.asarray(values).ravel()
     stride = -(-flat.size // limit) if flat.size > limit else 1
     return flat[::stride]
+
+
+def _plain_log_axis(axis: object) -> None:
+    """Log-scale ticks as plain numbers (0.5, 10, 200), not powers of ten: the ranges are narrow."""
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # type: ignore[attr-defined]
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))  # type: ignore[attr-defined]
+    axis.set_minor_formatter(NullFormatter())  # type: ignore[attr-defined]
 
 
 def _depth_ticks(ax: object, names: list[str]) -> None:
@@ -48,31 +56,37 @@ def spectral_depth_figure(names: list[str], alphas: list[float | None], stable_r
     """Power-law alpha (with the 2–6 band) above, stable rank and spectral norm below."""
     x = np.arange(len(names))
     alpha = np.array([a if a is not None else np.nan for a in alphas], dtype=float)
+    missing = np.isnan(alpha)
     with style():
         fig = new_figure(max(6.0, min(14.0, 0.22 * len(names) + 3)), 4.6)
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
         low, high = ALPHA_BAND
         top.axhspan(low, high, color=CATEGORICAL[2], alpha=0.1, label=f"α {low:g}–{high:g}")
         top.plot(x, alpha, color=CATEGORICAL[1], marker="o", markersize=3, linewidth=1.2, label="power-law α")
-        missing = np.isnan(alpha)
         if missing.any():
-            top.scatter(x[missing], np.full(missing.sum(), ALPHA_BAND[0]), marker="x", color="#888888", s=18,
-                        label="too small to fit")
+            # at the foot of the panel, not at any α value
+            top.scatter(x[missing], np.full(missing.sum(), 0.06), marker="x", color="#888888", s=18,
+                        transform=top.get_xaxis_transform(), clip_on=False, label="not fitted (too small)")
         top.set_ylabel("α")
-        top.legend(loc="upper left", ncols=3, frameon=False, fontsize=7)
+        fitted = alpha[~missing]
+        top.set_ylim(bottom=min(1.5, float(fitted.min()) - 0.5) if fitted.size else 1.5)
+        top.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=3, frameon=False, fontsize=7)
         bottom.plot(x, stable_ranks, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.2,
                     label="stable rank")
         bottom.set_ylabel("stable rank")
         bottom.set_yscale("log")
+        _plain_log_axis(bottom.yaxis)
         right = bottom.twinx()
         right.plot(x, spectral_norms, color=CATEGORICAL[5], marker=".", linewidth=0.8, linestyle="--",
                    label="spectral norm ‖W‖₂")
         right.set_ylabel("‖W‖₂")
         right.set_yscale("log")
+        _plain_log_axis(right.yaxis)
         right.grid(False)
         right.spines["right"].set_visible(True)
         handles = bottom.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-        bottom.legend(handles=handles, loc="upper left", ncols=2, frameon=False, fontsize=7)
+        bottom.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, frameon=False,
+                      fontsize=7)
         _depth_ticks(bottom, names)
         return svg_figure(fig, "weight-spectra-depth",
                           "Power-law alpha, stable rank and spectral norm per layer")

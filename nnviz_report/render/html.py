@@ -25,6 +25,17 @@ CONTENT_SECURITY_POLICY = (
     "script-src 'none'; base-uri 'none'; form-action 'none'"
 )
 _EXTERNAL_REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?!data:|#)[a-z][a-z0-9+.-]*:""", re.IGNORECASE)
+# C0/C1 control characters (tab, newline and carriage return aside) are not allowed in HTML or
+# XML text; a module named "\x1b[31m" or "\x00" would make the page or an SVG figure invalid.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def printable(value: Any) -> Any:
+    """Every ``{{ value }}`` passes through here before autoescaping: control characters become '?'.
+    Markup (our own, already safe HTML) is left as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return _CONTROL.sub("?", value)
+    return value
 
 
 def builtin_template_dir() -> Path:
@@ -45,9 +56,10 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=printable,
     )
     env.filters.update(num=fmt_number, pct=fmt_percent, int=fmt_int, shape=fmt_shape, figure=embed_figure,
-                       short=fmt_short_hash)
+                       short=fmt_short_hash, delta=fmt_delta)
     return env
 
 
@@ -121,6 +133,23 @@ def fmt_percent(value: Any, digits: int = 1) -> str:
     return "NaN" if math.isnan(x) else f"{100 * x:.{digits}f} %"
 
 
+def fmt_delta(value: Any, unit: str = "") -> str:
+    """A signed change: "+0.012", "−3", "±0"; unit "pp" reads a fraction as percentage points."""
+    if value is None:
+        return "—"
+    x = float(value)
+    if unit == "pp":
+        text = "NaN" if math.isnan(x) else f"{100 * abs(x):.1f} pp"
+    else:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        text = fmt_int(abs(value)) if whole else fmt_number(abs(x))
+    if x > 0:
+        return f"+{text}"
+    if x < 0:
+        return f"−{text}"
+    return f"±{text}" if unit == "pp" else "±0"
+
+
 def fmt_int(value: Any) -> str:
     return "—" if value is None else f"{int(value):,}".replace(",", "\u202f")
 
@@ -143,5 +172,5 @@ def embed_figure(figure: Figure | None, css_class: str = "figure") -> Markup:
     payload = base64.b64encode(figure.data).decode("ascii")
     return Markup(
         f'<img class="{escape(css_class)}" src="data:{escape(figure.media_type)};base64,{payload}" '
-        f'alt="{escape(figure.alt)}"{width}>'
+        f'alt="{escape(printable(figure.alt))}"{width}>'
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from ..capture import LayerCapture
@@ -15,7 +14,6 @@ def layer_stats(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerS
     rows = []
     for layer in layers:
         a, g = layer.activation, layer.gradient
-        grad_rms = math.sqrt(g.mean**2 + g.std**2) if g.count else None
         rows.append(LayerStats(
             name=layer.name, module_path=layer.module_path, anchor=anchors("act", layer.name),
             type=layer.type, output_shape=layer.output_shape,
@@ -23,7 +21,7 @@ def layer_stats(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerS
             dead_channels=layer.dead_channels, channels=layer.channels, saturation=layer.saturation,
             nonfinite=a.nonfinite,
             histogram=HistogramData(a.histogram.start, a.histogram.width, a.histogram.counts),
-            grad_rms=grad_rms, grad_max_abs=max(abs(g.min), abs(g.max)) if g.count else None,
+            grad_rms=g.rms if g.count else None, grad_max_abs=g.max_abs if g.count else None,
             grad_nonfinite=g.nonfinite, severity="pass",
         ))
     return rows

@@ -42,12 +42,23 @@ def strip_layers(layers: Sequence[LayerCapture]) -> tuple[list[LayerCapture], in
     rule = "every layer with feature maps of at least 2×2 (normalisation layers left out)"
     if len(candidates) > MAX_STRIP_LAYERS:
         activations = [layer for layer in candidates if layer.type in ACTIVATION_TYPES]
-        if len(activations) >= MAX_STRIP_LAYERS // 2:
-            candidates, rule = activations, "activation outputs with feature maps of at least 2×2"
+        # The last activation inside each module is that block's output (a ResNet block's
+        # post-addition ReLU): when there are enough blocks, they tell the story best.
+        last_in_module = {_parent(layer): layer for layer in activations}
+        block_outputs = [layer for layer in activations if last_in_module[_parent(layer)] is layer]
+        if len(block_outputs) >= MAX_STRIP_LAYERS // 2:
+            candidates, rule = block_outputs, "block outputs (the last activation inside each module)"
+        elif len(activations) >= MAX_STRIP_LAYERS // 2:
+            candidates, rule = activations, "activation outputs"
+        rule += " with feature maps of at least 2×2"
     chosen = [candidates[i] for i in evenly_spaced(len(candidates), MAX_STRIP_LAYERS)]
     if len(chosen) < len(candidates):
         rule += f", {len(chosen)} evenly spaced by depth (first and last included)"
     return chosen, len(candidates), rule
+
+
+def _parent(layer: LayerCapture) -> str:
+    return layer.module_path.rpartition(".")[0]
 
 
 def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_images: np.ndarray,

@@ -79,6 +79,8 @@ def weights_section(tensors: Sequence[WeightTensor], anchors: Anchors,
         first_name, weight, _grad = first_conv
         alt = f"The {weight.shape[0]} filters of {first_name} as RGB tiles (grey = zero)"
         first_layer = filter_mosaic(weight, "first-layer-filters", alt)
+        if first_layer.width and first_layer.width < 320:  # a few small filters: show them larger, crisp
+            first_layer = dataclasses.replace(first_layer, width=first_layer.width * 2)
     return WeightsSection(
         rows=tuple(rows),
         skipped=tuple(t.name for t in tensors if t.values.ndim < 2),

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 MIN_EXPONENT = -60  # smallest bin width 2**-60: far below float32 resolution around 1
+_FLOAT32_SAFE_MAX = 1e15  # moments of larger values are computed in float64
+_FLOAT32_SAFE_MIN = 1e-15  # and so are those of batches whose values lie closer together
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,14 +106,18 @@ class RunningMoments:
             lo, hi = torch.aminmax(flat)
             lo_value, hi_value = float(lo), float(hi)
         n = flat.numel()
-        var, mean = torch.var_mean(flat, correction=0)
+        magnitude = max(abs(lo_value), abs(hi_value))
+        # Squares of float32 values beyond ~1e19 overflow and deviations below ~1e-19 underflow
+        # (an exploding or vanishing layer); only then is the batch worth a float64 copy.
+        extreme = magnitude > _FLOAT32_SAFE_MAX or 0 < hi_value - lo_value < _FLOAT32_SAFE_MIN
+        var, mean = torch.var_mean(flat.double() if extreme else flat, correction=0)
         batch_mean, batch_m2 = float(mean), float(var) * n
         total = self.count + n
         delta = batch_mean - self._mean
         self._mean += delta * n / total
         self._m2 += batch_m2 + delta * delta * self.count * n / total
         self.count = total
-        self.zeros += int((flat == 0).sum())
+        self.zeros += n - int(torch.count_nonzero(flat))
         self.min = min(self.min, lo_value)
         self.max = max(self.max, hi_value)
         self._add_to_histogram(flat, lo_value, hi_value)
@@ -127,7 +133,12 @@ class RunningMoments:
         first, last = math.floor(lo * scale), math.floor(hi * scale)
         # float32 holds every integer below 2**24 exactly; beyond that, count in float64.
         exact_in_float32 = max(abs(first), abs(last) + 1) < 2**24
-        index = torch.floor((x if exact_in_float32 else x.double()) * scale)
+        index = (x if exact_in_float32 else x.double()) * scale
+        index.floor_()
+        if lo < 0 and exponent > 0:
+            # A tiny negative value times a small scale can underflow to -0.0 in float32 and
+            # land in bin 0; every negative value belongs in bin -1 or below.
+            index = torch.where(x < 0, index.clamp(max=-1), index)
         counts = torch.histc(index, bins=last - first + 1, min=first, max=last + 1)
         self._place(first, counts.to(torch.int64).cpu().numpy())
 
@@ -188,6 +199,50 @@ class RunningChannelMax:
         if self.maxima is None:
             return 0, 0
         return int((self.maxima <= 0).sum()), int(self.maxima.numel())
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientSummary:
+    count: int
+    rms: float
+    max_abs: float
+    nonfinite: int
+
+
+class RunningGradient:
+    """Root mean square and largest magnitude of a gradient, in two passes per batch: gradient
+    tables show only these, so a full histogram per layer would be wasted work on the hot path."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._sum_squares = 0.0
+        self.max_abs = 0.0
+        self.nonfinite = 0
+
+    def update(self, values: torch.Tensor) -> None:
+        flat = values.detach().reshape(-1)
+        if flat.numel() == 0:
+            return
+        norm, peak = _norm_and_peak(flat)
+        if not (math.isfinite(norm) and math.isfinite(peak)):
+            finite = flat[torch.isfinite(flat)]
+            self.nonfinite += flat.numel() - finite.numel()
+            flat = finite
+            if flat.numel() == 0:
+                return
+            norm, peak = _norm_and_peak(flat)
+        self.count += flat.numel()
+        self._sum_squares += norm * norm
+        self.max_abs = max(self.max_abs, peak)
+
+    def result(self) -> GradientSummary:
+        rms = math.sqrt(self._sum_squares / self.count) if self.count else math.nan
+        return GradientSummary(self.count, rms, self.max_abs if self.count else math.nan, self.nonfinite)
+
+
+def _norm_and_peak(flat: torch.Tensor) -> tuple[float, float]:
+    lo, hi = torch.aminmax(flat)
+    return float(torch.linalg.vector_norm(flat, dtype=torch.float64)), max(-float(lo), float(hi))
 
 
 def tensor_norm(values: torch.Tensor) -> float:

@@ -1,0 +1,55 @@
+"""Compare figures: how far each weight tensor moved, and how similar each layer's representation
+stayed, from the base checkpoint to the head."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+
+from ..report_model import Figure
+from .common import CATEGORICAL, new_figure, style, svg_figure
+
+
+def _depth_axis(ax: Axes, names: list[str]) -> None:
+    x = np.arange(len(names))
+    step = max(1, len(names) // 40)
+    ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+
+
+def weight_change_figure(names: list[str], relative: list[float | None]) -> Figure:
+    """Bars of ‖W_head − W_base‖ / ‖W_base‖ per weight tensor, input to output. Tensors whose
+    base norm is zero (no relative change defined) or whose values are not finite are left empty."""
+    values = np.array([v if v is not None and np.isfinite(v) else np.nan for v in relative], dtype=float)
+    with style():
+        fig = new_figure(max(6.0, min(14.0, 0.2 * len(names) + 3)), 3.2)
+        ax = fig.add_subplot()
+        ax.bar(np.arange(len(names)), np.nan_to_num(values, nan=0.0), color=CATEGORICAL[0], width=0.7)
+        missing = np.isnan(values)
+        if missing.any():
+            ax.scatter(np.flatnonzero(missing), np.zeros(int(missing.sum())), marker="x", color="#c62828",
+                       zorder=5, label="undefined (zero base norm or non-finite)")
+            ax.legend(loc="upper left", frameon=False, fontsize=7)
+        _depth_axis(ax, names)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("‖ΔW‖ / ‖W_base‖")
+        ax.grid(axis="x", visible=False)
+        return svg_figure(fig, "compare-weight-change",
+                          "Relative weight change from base to head per weight tensor, input to output")
+
+
+def cka_change_figure(names: list[str], cka: list[float | None]) -> Figure:
+    """Linear CKA between the base's and the head's pooled features of each layer on the same
+    samples: 1 means the layer represents the sample the same way (up to rotation and scale)."""
+    values = np.array([v if v is not None else np.nan for v in cka], dtype=float)
+    x = np.arange(len(names))
+    with style():
+        fig = new_figure(max(6.0, min(14.0, 0.18 * len(names) + 3)), 3.2)
+        ax = fig.add_subplot()
+        ax.axhline(1.0, color="#888888", linewidth=0.8, linestyle="--")
+        ax.plot(x, values, color=CATEGORICAL[1], linewidth=1.4, marker="o", markersize=3)
+        _depth_axis(ax, names)
+        ax.set_ylim(-0.02, 1.05)
+        ax.set_ylabel("CKA(base, head)")
+        return svg_figure(fig, "compare-cka",
+                          "Linear CKA between base and head representations per layer, input to output")
