@@ -616,7 +616,9 @@ def _merge_runs(blocks: list[_Block]) -> _Drawn:
         else:
             runs.append([block])
     owner = {b.node.id: run[0].node.id for run in runs for b in run}
-    nodes, edges, scopes = [], [], {}
+    nodes: list[FlowNode] = []
+    edges: list[tuple[str, str]] = []
+    scopes: dict[str, Any] = {}
     for run in runs:
         first = run[0]
         node = first.node if len(run) == 1 else _merged_node(run)
@@ -639,7 +641,7 @@ def _merged_node(run: list[_Block]) -> FlowNode:
 
 def _edges_with_skips(nodes: tuple[FlowNode, ...], edges: list[tuple[str, str]]) -> tuple[FlowEdge, ...]:
     """An edge that jumps over layers (a residual shortcut, a skip into a concat) is a skip edge."""
-    unique = _dedup(edges)  # type: ignore[arg-type]
+    unique = list(dict.fromkeys(edges))  # first occurrence order: deterministic
     rank = longest_path_ranks([n.id for n in nodes], unique)
     return tuple(FlowEdge(src, dst, rank[dst] - rank[src] > 1) for src, dst in unique)
 

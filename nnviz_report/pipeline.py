@@ -228,7 +228,9 @@ def _existing_parent(path: Path) -> Path:
     for candidate in path.parents:
         if candidate.exists():
             if not candidate.is_dir():
-                raise OutputError(f"output path {path} lies under {candidate}, which is a file")
+                raise OutputError(
+                    f"output path {path} lies under {candidate}, which is a file; choose another folder with -o"
+                )
             return candidate
     return Path("/")
 

@@ -229,6 +229,7 @@ def iter_figures(value: Any) -> list[Figure]:
 
 @dataclasses.dataclass(frozen=True)
 class BiasSummary:
+    name: str
     size: int
     mean: float
     std: float

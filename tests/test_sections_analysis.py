@@ -20,7 +20,7 @@ from nnviz_report.pipeline import generate_report
 from nnviz_report.report_model import to_jsonable
 from nnviz_report.sections.anchors import Anchors
 from nnviz_report.sections.saliency import default_gradcam_layer, saliency_section
-from nnviz_report.sections.slices import MAX_STRIP_LAYERS, evenly_spaced, slices_section
+from nnviz_report.sections.slices import MAX_STRIP_LAYERS, evenly_spaced, slices_section, strip_layers
 from nnviz_report.sections.weights import VALUES_PER_LAYER, weight_tensors, weights_section
 from nnviz_report.stats.saliency import grad_cam
 from nnviz_report.stats.similarity import fisher_ratio, linear_cka, nearest_class_mean_accuracy
@@ -146,13 +146,12 @@ def test_many_layers_are_thinned_evenly_keeping_the_last() -> None:
 
 
 def test_resnet_strips_show_block_outputs() -> None:
-    x, y, pixels = synthetic(2)
+    x, y, _ = synthetic(2)
     result = run_capture(resnet20(), x, y, batch_size=2, device=CPU, showcase_positions=(0, 1))
-    section = slices_section(result.layers, y.numpy(), pixels[:2], Anchors())
-    assert section is not None
+    chosen, candidates, rule = strip_layers(result.layers)
     blocks = [f"layer{s}.{b}.relu2" for s in (1, 2, 3) for b in range(3)]
-    assert section.strip_layers == ("relu", *blocks)
-    assert section.strip_rule.startswith("block outputs")
+    assert [layer.name for layer in chosen] == ["relu", *blocks]
+    assert candidates == 10 and rule.startswith("block outputs")
 
 
 @pytest.mark.parametrize(("count", "limit"), [(5, 12), (13, 12), (64, 40), (100, 7)])

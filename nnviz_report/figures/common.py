@@ -6,6 +6,7 @@ import contextlib
 import io
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -16,7 +17,7 @@ from ..report_model import Figure
 
 matplotlib.use("Agg")  # no display is ever needed; pyplot is never used for drawing
 
-STYLE = {
+STYLE: dict[str, Any] = {
     "svg.hashsalt": "nnviz-report",  # fixed ids inside SVGs: the same figure gives the same bytes
     "svg.fonttype": "none",  # text stays text: small files, crisp at any zoom, searchable
     "font.family": "sans-serif",
@@ -39,7 +40,7 @@ SEVERITY_COLOURS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828"}
 @contextlib.contextmanager
 def style() -> Iterator[None]:
     """Our rcParams for the duration of a drawing, the user's own restored afterwards."""
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
         yield
 
 
@@ -76,7 +77,9 @@ def png_figure(pixels: np.ndarray, name: str, alt: str, *, scale: int = 1, width
 def colourise(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
     """Values in [0, 1] → uint8 RGB through a perceptually uniform colour map."""
     lut = (matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
-    return lut[np.clip((values * 255).round(), 0, 255).astype(np.int64)]
+    # NaN (from a model with NaN weights) is drawn as the low end instead of indexing garbage.
+    scaled = np.nan_to_num(np.asarray(values, dtype=np.float64) * 255, nan=0.0, posinf=255.0, neginf=0.0)
+    return lut[np.clip(scaled.round(), 0, 255).astype(np.int64)]
 
 
 def tile(images: list[np.ndarray], columns: int, gap: int = 1, background: int = 255) -> np.ndarray:

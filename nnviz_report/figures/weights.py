@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..report_model import Figure
@@ -20,11 +21,15 @@ def subsample(values: np.ndarray, limit: int) -> np.ndarray:
     return flat[::stride]
 
 
-def _plain_log_axis(axis: object) -> None:
-    """Log-scale ticks as plain numbers (0.5, 10, 200), not powers of ten: the ranges are narrow."""
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # type: ignore[attr-defined]
-    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))  # type: ignore[attr-defined]
-    axis.set_minor_formatter(NullFormatter())  # type: ignore[attr-defined]
+def _scale_for(ax: Axes, values: list[float]) -> None:
+    """Log scale with plain tick labels (0.5, 10, 200) when the values span a decade or more;
+    linear otherwise, where a log axis would show one tick or none."""
+    finite = np.array([v for v in values if np.isfinite(v) and v > 0])
+    if finite.size and finite.max() / finite.min() >= 10:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _depth_ticks(ax: object, names: list[str]) -> None:
@@ -74,14 +79,12 @@ def spectral_depth_figure(names: list[str], alphas: list[float | None], stable_r
         bottom.plot(x, stable_ranks, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.2,
                     label="stable rank")
         bottom.set_ylabel("stable rank")
-        bottom.set_yscale("log")
-        _plain_log_axis(bottom.yaxis)
+        _scale_for(bottom, stable_ranks)
         right = bottom.twinx()
         right.plot(x, spectral_norms, color=CATEGORICAL[5], marker=".", linewidth=0.8, linestyle="--",
                    label="spectral norm ‖W‖₂")
         right.set_ylabel("‖W‖₂")
-        right.set_yscale("log")
-        _plain_log_axis(right.yaxis)
+        _scale_for(right, spectral_norms)
         right.grid(False)
         right.spines["right"].set_visible(True)
         handles = bottom.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]

@@ -26,6 +26,7 @@ class WeightTensor:
     module_type: str
     values: np.ndarray
     bias: np.ndarray | None
+    bias_name: str | None = None
 
 
 def weight_tensors(model: nn.Module) -> list[WeightTensor]:
@@ -38,12 +39,14 @@ def weight_tensors(model: nn.Module) -> list[WeightTensor]:
         owner, _, leaf = name.rpartition(".")
         if leaf == "bias" and f"{owner}.weight".lstrip(".") in params:
             continue
-        bias = params.get(f"{owner}.bias".lstrip(".")) if leaf == "weight" else None
+        bias_name = f"{owner}.bias".lstrip(".")
+        bias = params.get(bias_name) if leaf == "weight" else None
         module = modules.get(owner)
         tensors.append(WeightTensor(
             name=name, module_path=owner, module_type=type(module).__name__ if module is not None else "",
             values=p.detach().to("cpu").double().numpy().copy(),
             bias=bias.detach().to("cpu").double().numpy().copy() if bias is not None else None,
+            bias_name=bias_name if bias is not None else None,
         ))
     return tensors
 
@@ -61,7 +64,7 @@ def weight_rows(tensors: Sequence[WeightTensor], anchors: Anchors) -> list[Weigh
             spectral_norm=s.spectral_norm, stable_rank=s.stable_rank, near_zero_fraction=s.near_zero_fraction,
             alpha=s.alpha.alpha, alpha_xmin=s.alpha.xmin, alpha_ks_distance=s.alpha.ks_distance,
             alpha_tail=s.alpha.n_tail, alpha_note=s.alpha.note,
-            bias=BiasSummary(b.size, b.mean, b.std, b.min, b.max) if b is not None else None,
+            bias=BiasSummary(t.bias_name or "", b.size, b.mean, b.std, b.min, b.max) if b is not None else None,
         ))
     return rows
 

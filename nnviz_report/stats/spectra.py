@@ -169,6 +169,13 @@ def weight_stats(weight: np.ndarray | torch.Tensor) -> WeightStats:
     and are left out of the power-law fit."""
     w = _to_numpy(weight)
     matrix = as_matrix(w)
+    if not np.isfinite(w).all():
+        # A NaN or inf weight has no spectrum (eigh does not converge); the non-finite check
+        # reports the weights themselves, so this row shows NaN rather than stopping the report.
+        nan = math.nan
+        return WeightStats(tuple(int(s) for s in w.shape), (int(matrix.shape[0]), int(matrix.shape[1])),
+                           nan, nan, nan, nan, nan, nan,
+                           PowerLawFit(None, None, None, 0, "weights hold NaN or infinite values"))
     eigenvalues = _gram_eigenvalues(matrix)
     top = float(eigenvalues[-1])
     frobenius_sq = float(np.sum(w * w))
