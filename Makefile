@@ -36,8 +36,10 @@ report: $(BIN)/nnviz-report
 test: $(BIN)/nnviz-report system-deps
 	$(BIN)/python -m pytest -n 2 -q
 
-examples: $(BIN)/nnviz-report
-	$(BIN)/python scripts/make_examples.py
+# example_reports/ (lenet, resnet20, compare-resnet20) from the shipped weights, and the README's
+# screenshots in docs/screenshots/ (headless Chromium). Deterministic: tests/test_examples.py checks them.
+examples: $(BIN)/nnviz-report system-deps
+	$(BIN)/python scripts/make_examples.py --screenshots
 
 bench: $(BIN)/nnviz-report
 	$(BIN)/pip install --quiet -e '.[bench]'

@@ -85,14 +85,42 @@ def present_sections(report: Report) -> list[dict[str, str]]:
     ]
 
 
+# A section's sub-headings, read back from its rendered (already escaped) HTML for the table of contents.
+_SUBHEADING = re.compile(r'<h3 id="([^"]+)"[^>]*>(.*?)</h3>', re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def subheadings(section_html: str) -> list[dict[str, Markup]]:
+    return [
+        {"id": Markup(anchor), "title": Markup(_TAG.sub("", inner).strip())}
+        for anchor, inner in _SUBHEADING.findall(section_html)
+    ]
+
+
 def render_html(report: Report, *, template_dir: Path | None = None) -> str:
     env = environment(template_dir)
+    try:
+        return _render_page(report, env)
+    except jinja2.TemplateError as exc:
+        if template_dir is None:
+            raise  # a built-in template failing is our bug: keep the traceback
+        # A user's template is input like any other: a one-line error, exit 2, nothing written.
+        where = f" ({exc.name}, line {exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+        raise ConfigError(f"a template in --template-dir {template_dir} failed{where}: {exc}") from exc
+
+
+def _render_page(report: Report, env: jinja2.Environment) -> str:
     css = env.get_template("report.css").render()
     severities = {f.severity for f in report.findings}
     verdict = "fail" if "fail" in severities else "warn" if "warn" in severities else "pass"
+    context = {"report": report, "verdict": verdict}
+    # Each section is rendered on its own first so that the table of contents can list its sub-headings.
+    sections: list[dict[str, Any]] = []
+    for section in present_sections(report):
+        body = env.get_template(section["template"]).render(context)
+        sections.append({**section, "html": Markup(body), "subsections": subheadings(body)})
     html = env.get_template("report.html.j2").render(
-        report=report, css=Markup(css), csp=Markup(CONTENT_SECURITY_POLICY), sections=present_sections(report),
-        verdict=verdict)
+        context, css=Markup(css), csp=Markup(CONTENT_SECURITY_POLICY), sections=sections)
     assert_self_contained(html)
     return html
 
@@ -165,10 +193,14 @@ def fmt_short_hash(value: str | None, length: int = 12) -> str:
 def embed_figure(figure: Figure | None, css_class: str = "figure") -> Markup:
     if figure is None:
         return Markup("")
-    width = f' style="max-width: {figure.width}px"' if figure.width else ""
     if figure.inline and figure.media_type == "image/svg+xml":
         # Our own SVG (the flow diagram): its text was escaped when it was drawn.
-        return Markup(f'<div class="{escape(css_class)} inline-svg"{width}>') + Markup(figure.data.decode("utf-8")) + Markup("</div>")
+        width = f' style="max-width: {figure.width}px"' if figure.width else ""
+        opening = Markup(f'<div class="{escape(css_class)} inline-svg"{width}>')
+        return opening + Markup(figure.data.decode("utf-8")) + Markup("</div>")
+    # A width attribute, not an inline max-width: the stylesheet's max-width: 100% must still
+    # win, so that a figure shrinks with a narrow window or a flex row instead of overflowing.
+    width = f' width="{int(figure.width)}"' if figure.width else ""
     payload = base64.b64encode(figure.data).decode("ascii")
     return Markup(
         f'<img class="{escape(css_class)}" src="data:{escape(figure.media_type)};base64,{payload}" '
