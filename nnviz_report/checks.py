@@ -59,7 +59,7 @@ def load_thresholds(path: Path | None, *, min_accuracy: float | None = None) -> 
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
+            raise ConfigError(f"config file {path} does not exist; check the --config path") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML ({exc})") from None
         table = document.get("thresholds", {})

@@ -129,7 +129,10 @@ def _load_image_folder(root: Path, per_class: int) -> SampleSet:
     # would shift ImageFolder's label numbers, so they are refused rather than ignored.
     extra = [f for f in folders if f not in CIFAR10_CLASSES]
     if extra:
-        raise DataError(f"data folder {root} has folders that are not CIFAR-10 classes: {', '.join(extra)}")
+        raise DataError(
+            f"data folder {root} has folders that are not CIFAR-10 classes: {', '.join(extra)}; "
+            "move them out, since they would change ImageFolder's label numbers"
+        )
     images, labels, indices = [], [], []
     offset = 0
     for label, name in enumerate(CIFAR10_CLASSES):
@@ -137,7 +140,8 @@ def _load_image_folder(root: Path, per_class: int) -> SampleSet:
         if len(files) < per_class:
             raise DataError(
                 f"--per-class {per_class} is more than {root / name} holds ({len(files)} files); "
-                f"use --per-class {len(files)} or less" if files else f"class folder {root / name} is empty"
+                f"use --per-class {len(files)} or less" if files
+                else f"class folder {root / name} is empty; put at least {per_class} images of {name} in it"
             )
         for position, path in enumerate(files[:per_class]):
             images.append(_read_image(path))

@@ -91,7 +91,11 @@ def read_state_dict(path: Path, *, trust: bool = False) -> dict[str, torch.Tenso
         # Only a reference to a Python global (a class or function) needs full unpickling;
         # any other unpickling failure means the bytes are not a checkpoint at all.
         if "Unsupported global" not in str(exc):
-            raise CheckpointError(f"checkpoint {path.name} is corrupt or not a PyTorch file ({_first_line(exc)})") from None
+            # torch's own text here suggests weights_only=False, which is exactly what not to do.
+            raise CheckpointError(
+                f"checkpoint {path.name} is corrupt or not a PyTorch file (its bytes do not unpickle as tensors); "
+                "re-save it with torch.save(model.state_dict(), ...) or re-download it"
+            ) from None
         if not trust:
             raise CheckpointError(
                 f"checkpoint {path.name} holds Python objects that only full unpickling can restore, "
@@ -195,11 +199,14 @@ def _user_factory(spec: str) -> nn.Module:
         raise ModelError(f"model spec {spec!r}: cannot import {module_name!r} ({_first_line(exc)})") from None
     factory = getattr(python_module, attr, None)
     if factory is None:
-        raise ModelError(f"model spec {spec!r}: {module_name} has no attribute {attr!r}")
+        raise ModelError(f"model spec {spec!r}: {module_name} has no attribute {attr!r}; check the name after the colon")
     if isinstance(factory, nn.Module):
         return factory
     if not callable(factory):
-        raise ModelError(f"model spec {spec!r}: {attr} is neither an nn.Module nor callable")
+        raise ModelError(
+            f"model spec {spec!r}: {attr} is neither an nn.Module nor callable; "
+            "point the spec at a module instance or a function that returns one"
+        )
     try:
         built = factory()
     except Exception as exc:
@@ -221,6 +228,14 @@ def _load_torchscript(path: Path, weights: Path | None) -> LoadedModel:
     return LoadedModel(module, f"torchscript:{path.name}", "TorchScript", path.name, sha256_file(path))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """The exception's first line; a long one (torch's run to several sentences) is cut to its
+    first sentence, so the error stays one readable line."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    text = lines[0]
+    if len(text) > limit:
+        text = text.split(". ")[0]
+        text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}"

@@ -126,7 +126,8 @@ def test_torchscript_archive_as_weights_is_refused_not_executed(tmp_path: Path, 
     torch.jit.script(tiny_cnn()).save(str(path))
     monkeypatch.setattr(torch.jit, "load", lambda *a, **k: pytest.fail("torch.jit.load was called"))
     flags = ["--trust-checkpoint"] if trust else []
-    assert run_cli("--model", TINY, "--weights", path, *flags, "--data", image_folder, "-o", tmp_path / "o") == 2
+    assert run_cli("--model", TINY, "--weights", path, *flags, "--data", image_folder, "--per-class", "1",
+                   "-o", tmp_path / "o") == 2
     one_line_error(capsys, r"scripted\.pt is a TorchScript archive .*--model torchscript:.*no --weights")
     monkeypatch.undo()
     assert load_model(f"torchscript:{path}").class_name == "TorchScript"  # the explicit spec loads it
@@ -165,8 +166,8 @@ def assert_no_active_markup(elements: list[tuple[str, dict[str, str | None]]]) -
         for name, value in attrs.items():
             local = name.rpartition("}")[2].lower()
             assert not local.startswith("on"), (tag, attrs)
-            if local == "href":
-                assert (value or "").startswith("#"), (tag, attrs)
+            if local == "href":  # in-page links, and matplotlib's embedded raster images
+                assert (value or "").startswith(("#", "data:image/")), (tag, attrs)
             if local == "src":
                 assert (value or "").startswith("data:"), (tag, attrs)
 
@@ -292,7 +293,7 @@ BAD_INPUTS: dict[str, Case] = {
     "checkpoint is a folder": lambda t, d, s: ([W, t], r"is a folder, not a file; pass the \.pt file"),
     "checkpoint corrupt": lambda t, d, s: (
         [W, (t / "junk.pt", (t / "junk.pt").write_bytes(b"\x80\x02 not a checkpoint" * 9))[0]],
-        r"junk\.pt is corrupt"),
+        r"junk\.pt is corrupt or not a PyTorch file .*; re-save it"),
     "checkpoint truncated": lambda t, d, s: ([W, _truncated(t, s)], r"corrupt or truncated .*re-save or re-download"),
     "checkpoint not a state_dict": lambda t, d, s: ([W, _checkpoint(t, [1, 2, 3])], r"holds no state_dict"),
     "checkpoint non-tensor entries": lambda t, d, s: (
@@ -307,9 +308,10 @@ BAD_INPUTS: dict[str, Case] = {
         [W, (t / "ts.pt", torch.jit.script(tiny_cnn()).save(str(t / "ts.pt")))[0]],
         r"TorchScript archive.*--model torchscript:"),
     "spec does not import": lambda t, d, s: (["--model", "no_such_pkg_xyz:build"], r"cannot import 'no_such_pkg_xyz'"),
-    "spec attribute missing": lambda t, d, s: (["--model", "tests.fixtures.models:nope"], r"has no attribute 'nope'"),
+    "spec attribute missing": lambda t, d, s: (
+        ["--model", "tests.fixtures.models:nope"], r"has no attribute 'nope'; check the name after the colon"),
     "spec not a module": lambda t, d, s: (
-        ["--model", "tests.fixtures.models:NOT_A_MODULE"], r"neither an nn\.Module nor callable"),
+        ["--model", "tests.fixtures.models:NOT_A_MODULE"], r"neither an nn\.Module nor callable; point the spec at"),
     "factory returns non-module": lambda t, d, s: (
         ["--model", f"{HOSTILE}:returns_not_a_module"], r"returned dict, not an nn\.Module"),
     "unknown model name": lambda t, d, s: (["--model", "alexnet2"], r"unknown model 'alexnet2'; use one of"),
@@ -330,7 +332,7 @@ BAD_INPUTS: dict[str, Case] = {
         ["--data", _folder(t, "cats", "dogs")], r"lacks the CIFAR-10 class folders airplane, .*truck"),
     "extra class folder": lambda t, d, s: (
         ["--data", (write_image_folder(t / "data", 2), (t / "data" / "zebra").mkdir())[0]],
-        r"folders that are not CIFAR-10 classes: zebra"),
+        r"folders that are not CIFAR-10 classes: zebra; move them out"),
     "non-image file": lambda t, d, s: (
         ["--data", _with_bad_file(t, "000.txt", lambda p: p.write_text("notes"))], r"000\.txt is not an image file"),
     "image not 32x32": lambda t, d, s: (
@@ -339,6 +341,11 @@ BAD_INPUTS: dict[str, Case] = {
     "unreadable image": lambda t, d, s: (
         ["--data", _with_bad_file(t, "000.png", lambda p: p.write_bytes(b"not a png"))],
         r"000\.png cannot be read as an image .*remove or replace it"),
+    "empty class folder": lambda t, d, s: (
+        ["--data", (write_image_folder(t / "data", 2), [f.unlink() for f in (t / "data" / "cat").iterdir()])[0]],
+        r"class folder .*cat is empty; put at least 2 images of cat in it"),
+    "template dir missing": lambda t, d, s: (
+        ["--template-dir", t / "nope", "--format", "html"], r"--template-dir .*nope is not a folder"),
     "per-class 0": lambda t, d, s: (["--per-class", "0"], r"--per-class must be at least 1, got 0"),
     "per-class negative": lambda t, d, s: (["--per-class", "-3"], r"--per-class must be at least 1, got -3"),
     "per-class above the data": lambda t, d, s: (
@@ -348,11 +355,13 @@ BAD_INPUTS: dict[str, Case] = {
     "unknown device": lambda t, d, s: (["--device", "tpu"], r"unknown device 'tpu'; use cpu or cuda"),
     "batch size 0": lambda t, d, s: (["--batch-size", "0"], r"--batch-size must be at least 1"),
     "min-accuracy above 1": lambda t, d, s: (["--min-accuracy", "2"], r"--min-accuracy must be between 0 and 1"),
-    "config file missing": lambda t, d, s: (["--config", t / "nope.toml"], r"config file .*nope\.toml does not exist"),
+    "config file missing": lambda t, d, s: (
+        ["--config", t / "nope.toml"], r"config file .*nope\.toml does not exist; check the --config path"),
     "output path is a file": lambda t, d, s: (
         ["-o", (t / "taken", (t / "taken").write_text("keep"))[0]], r"output path .*taken is a file; pass a folder"),
     "output path under a file": lambda t, d, s: (
-        ["-o", (t / "f" / "out", (t / "f").write_text("keep"))[0]], r"lies under .*f, which is a file"),
+        ["-o", (t / "f" / "out", (t / "f").write_text("keep"))[0]],
+        r"lies under .*f, which is a file; choose another folder with -o"),
 }
 
 
@@ -623,7 +632,7 @@ def test_torchvision_architectures_build_complete_reports(tmp_path: Path) -> Non
         formats = "json,html" if name == "resnet18" else "json"
         started = time.perf_counter()
         code = run_cli("--model", f"torchvision:{name}", "--data", data, "--per-class", "1", "--batch-size", "10",
-                       "--format", formats, "-o", out)
+                       "--showcase", "1", "--format", formats, "-o", out)
         timings[name] = time.perf_counter() - started
         assert code in (0, 1), name
         record = json.loads((out / "report.json").read_text())
