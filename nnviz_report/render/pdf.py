@@ -16,6 +16,9 @@ def render_pdf(html: str) -> bytes:
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     document = weasyprint.HTML(string=html, base_url=None).render()
     buffer = io.BytesIO()
-    # A fixed identifier and no creation date keep the bytes the same for the same report.
+    # Deterministic bytes: the /ID is this fixed identifier plus an md5 of the content, and WeasyPrint
+    # (read in version 70) writes /CreationDate and /ModDate only from <meta name=dcterms.created/modified>,
+    # which the report never emits; its only random value (an XMP DocumentID) belongs to PDF/X-4, not used.
+    # Font subsets follow the glyphs used, so the same HTML, WeasyPrint and fonts give the same file.
     document.write_pdf(buffer, pdf_identifier=b"nnviz-report", uncompressed_pdf=False)
     return buffer.getvalue()
