@@ -42,11 +42,19 @@ class Check:
 
 CHECKS = (
     Check("non-finite", "fail", "NaN or infinite values in weights, activations or gradients"),
-    Check("dead-channels", "warn/fail", "channels after a rectifier that are zero for every sample "
-          "(warn above dead_channels_warn, fail above dead_channels_fail)"),
+    Check(
+        "dead-channels",
+        "warn/fail",
+        "channels after a rectifier that are zero for every sample "
+        "(warn above dead_channels_warn, fail above dead_channels_fail)",
+    ),
     Check("vanishing-gradient", "warn", "a weight's ‖gradient‖/‖weight‖ below grad_ratio_low"),
     Check("exploding-gradient", "warn", "a weight's ‖gradient‖/‖weight‖ above grad_ratio_high"),
-    Check("gradient-spread", "warn", "‖gradient‖/‖weight‖ across depth spans more than grad_spread_orders orders of magnitude"),
+    Check(
+        "gradient-spread",
+        "warn",
+        "‖gradient‖/‖weight‖ across depth spans more than grad_spread_orders orders of magnitude",
+    ),
     Check("saturation", "warn", "sigmoid/tanh outputs within 0.01 of their limits above saturation_warn"),
     Check("accuracy", "fail", "accuracy on the sample below min_accuracy (off unless set)"),
 )
@@ -68,7 +76,9 @@ def load_thresholds(path: Path | None, *, min_accuracy: float | None = None) -> 
         known = {f.name for f in dataclasses.fields(Thresholds)}
         unknown = sorted(set(table) - known)
         if unknown:
-            raise ConfigError(f"config file {path}: unknown thresholds {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"config file {path}: unknown thresholds {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         for key, value in table.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ConfigError(f"config file {path}: threshold {key} must be a number, got {value!r}")
@@ -83,18 +93,26 @@ def load_thresholds(path: Path | None, *, min_accuracy: float | None = None) -> 
     return thresholds
 
 
-def run_checks(layers: Sequence[LayerStats], params: Sequence[ParamStats], accuracy: float,
-               thresholds: Thresholds) -> list[Finding]:
+def run_checks(
+    layers: Sequence[LayerStats], params: Sequence[ParamStats], accuracy: float, thresholds: Thresholds
+) -> list[Finding]:
     findings: list[Finding] = []
     findings += _non_finite(layers, params)
     findings += _dead_channels(layers, thresholds)
     findings += _gradient_ratios(params, thresholds)
     findings += _saturation(layers, thresholds)
     if thresholds.min_accuracy is not None and accuracy < thresholds.min_accuracy:
-        findings.append(Finding(
-            "accuracy", "fail", None, accuracy, f"≥ {thresholds.min_accuracy:.1%}",
-            f"Accuracy on the sample is {accuracy:.1%}, below the required {thresholds.min_accuracy:.1%}.",
-            "summary"))
+        findings.append(
+            Finding(
+                "accuracy",
+                "fail",
+                None,
+                accuracy,
+                f"≥ {thresholds.min_accuracy:.1%}",
+                f"Accuracy on the sample is {accuracy:.1%}, below the required {thresholds.min_accuracy:.1%}.",
+                "summary",
+            )
+        )
     # Worst first, then in the order the checks are declared and the layers run.
     order = {c.id: i for i, c in enumerate(CHECKS)}
     return sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], order[f.check]))
@@ -108,19 +126,54 @@ def _non_finite(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> l
     found = []
     for p in params:
         if p.nonfinite_weights:
-            found.append(Finding("non-finite", "fail", p.module_path, float(p.nonfinite_weights), "0",
-                                 f"{p.name} holds {p.nonfinite_weights} NaN or infinite weights.", p.anchor))
+            found.append(
+                Finding(
+                    "non-finite",
+                    "fail",
+                    p.module_path,
+                    float(p.nonfinite_weights),
+                    "0",
+                    f"{p.name} holds {p.nonfinite_weights} NaN or infinite weights.",
+                    p.anchor,
+                )
+            )
         if p.nonfinite_grads:
-            found.append(Finding("non-finite", "fail", p.module_path, float(p.nonfinite_grads), "0",
-                                 f"The gradient of {p.name} has {p.nonfinite_grads} NaN or infinite entries.", p.anchor))
+            found.append(
+                Finding(
+                    "non-finite",
+                    "fail",
+                    p.module_path,
+                    float(p.nonfinite_grads),
+                    "0",
+                    f"The gradient of {p.name} has {p.nonfinite_grads} NaN or infinite entries.",
+                    p.anchor,
+                )
+            )
     for layer in layers:
         if layer.nonfinite:
-            found.append(Finding("non-finite", "fail", layer.name, float(layer.nonfinite), "0",
-                                 f"{layer.name} output {layer.nonfinite} NaN or infinite values.", layer.anchor))
+            found.append(
+                Finding(
+                    "non-finite",
+                    "fail",
+                    layer.name,
+                    float(layer.nonfinite),
+                    "0",
+                    f"{layer.name} output {layer.nonfinite} NaN or infinite values.",
+                    layer.anchor,
+                )
+            )
         if layer.grad_nonfinite:
-            found.append(Finding("non-finite", "fail", layer.name, float(layer.grad_nonfinite), "0",
-                                 f"The gradient reaching {layer.name} has {layer.grad_nonfinite} NaN or infinite values.",
-                                 layer.anchor))
+            found.append(
+                Finding(
+                    "non-finite",
+                    "fail",
+                    layer.name,
+                    float(layer.grad_nonfinite),
+                    "0",
+                    f"The gradient reaching {layer.name} has {layer.grad_nonfinite} NaN or infinite values.",
+                    layer.anchor,
+                )
+            )
     return found
 
 
@@ -133,10 +186,18 @@ def _dead_channels(layers: Sequence[LayerStats], t: Thresholds) -> list[Finding]
         severity = "fail" if fraction > t.dead_channels_fail else "warn" if fraction > t.dead_channels_warn else None
         if severity:
             limit = t.dead_channels_fail if severity == "fail" else t.dead_channels_warn
-            found.append(Finding(
-                "dead-channels", severity, layer.name, fraction, f"≤ {limit:.0%}",
-                f"{layer.dead_channels} of {layer.channels} channels after {layer.name} are zero for every "
-                f"sample ({fraction:.0%}); they pass nothing on and learn nothing.", layer.anchor))
+            found.append(
+                Finding(
+                    "dead-channels",
+                    severity,
+                    layer.name,
+                    fraction,
+                    f"≤ {limit:.0%}",
+                    f"{layer.dead_channels} of {layer.channels} channels after {layer.name} are zero for every "
+                    f"sample ({fraction:.0%}); they pass nothing on and learn nothing.",
+                    layer.anchor,
+                )
+            )
     return found
 
 
@@ -153,28 +214,61 @@ def _gradient_ratios(params: Sequence[ParamStats], t: Thresholds) -> list[Findin
         if not math.isfinite(p.ratio):
             continue
         if p.ratio < t.grad_ratio_low:
-            found.append(Finding("vanishing-gradient", "warn", p.module_path, p.ratio, f"≥ {t.grad_ratio_low:g}",
-                                 f"The gradient of {p.name} is {p.ratio:.2g} of its weight norm: this layer barely learns.",
-                                 p.anchor))
+            found.append(
+                Finding(
+                    "vanishing-gradient",
+                    "warn",
+                    p.module_path,
+                    p.ratio,
+                    f"≥ {t.grad_ratio_low:g}",
+                    f"The gradient of {p.name} is {p.ratio:.2g} of its weight norm: this layer barely learns.",
+                    p.anchor,
+                )
+            )
         elif p.ratio > t.grad_ratio_high:
-            found.append(Finding("exploding-gradient", "warn", p.module_path, p.ratio, f"≤ {t.grad_ratio_high:g}",
-                                 f"The gradient of {p.name} is {p.ratio:.2g} times its weight norm: one step could "
-                                 "overwrite the layer.", p.anchor))
+            found.append(
+                Finding(
+                    "exploding-gradient",
+                    "warn",
+                    p.module_path,
+                    p.ratio,
+                    f"≤ {t.grad_ratio_high:g}",
+                    f"The gradient of {p.name} is {p.ratio:.2g} times its weight norm: one step could "
+                    "overwrite the layer.",
+                    p.anchor,
+                )
+            )
     positive = [p.ratio for p in weights if p.ratio is not None and math.isfinite(p.ratio) and p.ratio > 0]
     if len(positive) >= 2:
         spread = math.log10(max(positive) / min(positive))
         if spread > t.grad_spread_orders:
-            found.append(Finding("gradient-spread", "warn", None, spread, f"≤ {t.grad_spread_orders:g} orders",
-                                 f"‖gradient‖/‖weight‖ spans {spread:.1f} orders of magnitude across depth: layers "
-                                 "learn at very different speeds.", "gradient-flow"))
+            found.append(
+                Finding(
+                    "gradient-spread",
+                    "warn",
+                    None,
+                    spread,
+                    f"≤ {t.grad_spread_orders:g} orders",
+                    f"‖gradient‖/‖weight‖ spans {spread:.1f} orders of magnitude across depth: layers "
+                    "learn at very different speeds.",
+                    "gradient-flow",
+                )
+            )
     return found
 
 
 def _saturation(layers: Sequence[LayerStats], t: Thresholds) -> list[Finding]:
     return [
-        Finding("saturation", "warn", layer.name, layer.saturation, f"≤ {t.saturation_warn:.0%}",
-                f"{layer.saturation:.0%} of the outputs of {layer.name} ({layer.type}) sit at its limits, "
-                "where its gradient is nearly zero.", layer.anchor)
+        Finding(
+            "saturation",
+            "warn",
+            layer.name,
+            layer.saturation,
+            f"≤ {t.saturation_warn:.0%}",
+            f"{layer.saturation:.0%} of the outputs of {layer.name} ({layer.type}) sit at its limits, "
+            "where its gradient is nearly zero.",
+            layer.anchor,
+        )
         for layer in layers
         if layer.saturation is not None and layer.saturation > t.saturation_warn
     ]

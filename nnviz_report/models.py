@@ -50,8 +50,7 @@ def load_model(spec: str, *, weights: Path | None = None, trust_checkpoint: bool
     else:
         known = ", ".join(sorted(BUILTIN_MODELS))
         raise ModelError(
-            f"unknown model {spec!r}; use one of {known}, torchvision:NAME, package.module:callable "
-            "or torchscript:PATH"
+            f"unknown model {spec!r}; use one of {known}, torchvision:NAME, package.module:callable or torchscript:PATH"
         )
     if weights is None:
         return LoadedModel(module, spec, type(module).__name__, None, None)
@@ -138,10 +137,14 @@ def _extract_state_dict(loaded: Any, name: str) -> dict[str, torch.Tensor]:
                 loaded = inner
                 break
     if not isinstance(loaded, Mapping) or not loaded:
-        raise CheckpointError(f"checkpoint {name} holds no state_dict (a dict of tensors, or one under 'state_dict' or 'model')")
+        raise CheckpointError(
+            f"checkpoint {name} holds no state_dict (a dict of tensors, or one under 'state_dict' or 'model')"
+        )
     non_tensor = [k for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
     if non_tensor:
-        raise CheckpointError(f"checkpoint {name} has entries that are not tensors: {', '.join(map(str, non_tensor[:5]))}")
+        raise CheckpointError(
+            f"checkpoint {name} has entries that are not tensors: {', '.join(map(str, non_tensor[:5]))}"
+        )
     state = {str(k): v for k, v in loaded.items()}
     # Checkpoints saved from DataParallel / DistributedDataParallel prefix every key.
     if all(k.startswith("module.") for k in state):
@@ -199,7 +202,9 @@ def _user_factory(spec: str) -> nn.Module:
         raise ModelError(f"model spec {spec!r}: cannot import {module_name!r} ({_first_line(exc)})") from None
     factory = getattr(python_module, attr, None)
     if factory is None:
-        raise ModelError(f"model spec {spec!r}: {module_name} has no attribute {attr!r}; check the name after the colon")
+        raise ModelError(
+            f"model spec {spec!r}: {module_name} has no attribute {attr!r}; check the name after the colon"
+        )
     if isinstance(factory, nn.Module):
         return factory
     if not callable(factory):

@@ -48,7 +48,10 @@ from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
 from .sections.weights import weight_tensors, weights_section
 
-NORMALISATION = "pixels / 255, then per channel (x − mean) / std with CIFAR-10's mean (0.4914, 0.4822, 0.4465) and std (0.2470, 0.2435, 0.2616)"
+NORMALISATION = (
+    "pixels / 255, then per channel (x − mean) / std with CIFAR-10's mean (0.4914, 0.4822, 0.4465) "
+    "and std (0.2470, 0.2435, 0.2616)"
+)
 FILE_NAMES = {
     OutputFormat.HTML: "report.html",
     OutputFormat.PDF: "report.pdf",
@@ -119,7 +122,6 @@ def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds
 def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, thresholds: Thresholds,
                  device: torch.device, progress: Progress, *, capture: CaptureResult | None = None) -> Report:
     """``capture``: a capture of this model and sample already run (compare mode reuses it)."""
-    inputs = normalise(sample.images)
     if capture is None:
         capture = capture_sample(loaded, sample, settings, device, progress)
 
@@ -138,12 +140,12 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
     if positions:
         progress.stage("saliency")
         saliency = saliency_section(
-            module, inputs[positions], showcase_images, sample.labels[positions],
+            module, normalise(sample.images[positions]), showcase_images, sample.labels[positions],
             torch.from_numpy(capture.logits[positions].argmax(axis=1)), positions=positions,
             layers=capture.layers, gradcam_layer=settings.gradcam_layer, device=device)
     flow = None
     if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
-        example = inputs[:2].to(next(module.parameters(), torch.empty(0)).device)
+        example = normalise(sample.images[:2]).to(next(module.parameters(), torch.empty(0)).device)
         flow = flow_section(module, example, layers, params, anchors, direction=settings.graph_direction,
                             fold=settings.graph_fold, group_depth=settings.graph_group_depth)
     return Report(

@@ -1,0 +1,334 @@
+"""nnviz_report benchmarks: ratios measured side by side in one run, and where the time goes.
+
+    make bench                       # installs the bench extra, then runs this with the defaults
+    .venv/bin/python benchmarks/run.py [--data DIR] [--repeats N] [--only SECTIONS] [--json FILE]
+
+Sections (all by default; --only takes a comma-separated subset):
+  capture  capture of every statistic ÷ a bare forward+backward (resnet20, 1000 images, batch 100)
+  memory   peak RSS of a whole report run with --per-class 500 ÷ --per-class 10 (fresh processes)
+  depth    total time resnet56 ÷ resnet20 against the ratio of their layer counts, per stage
+  html     report.html size for resnet20 and torchvision:resnet50
+  peers    our artefacts against TensorBoard, torchview, WeightWatcher and pytorch-grad-cam
+  profile  cProfile of one capture pass: the top operations by own time (not part of the default)
+
+Times are wall-clock medians of interleaved repeats (A B B A …), so a change in machine load falls
+on both sides of a ratio; on a busy machine absolute times mean little, the ratios still hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from _common import ROOT, cifar_test_split, fmt_mb, fmt_s, interleaved, machine, median, resnet20_spec  # noqa: E402
+from torch import nn  # noqa: E402
+
+SECTIONS = ("capture", "memory", "depth", "html", "peers")
+BATCH = 100
+TARGETS = {
+    "capture": 1.3,
+    "memory": 1.15,
+    "depth_tolerance": 0.20,
+    "html_resnet20_mb": 3.0,
+    "html_resnet50_mb": 8.0,
+    "peer": 0.5,
+}
+CHILD = Path(__file__).resolve().parent / "_pipeline_child.py"
+THREADS: int | None = None  # --threads, passed on to the report runs
+
+
+def log(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# ---- 1. capture overhead ---------------------------------------------------------------------------
+
+def load_inputs(data: Path, per_class: int, spec: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    from nnviz_report.data import load_sample, normalise
+    from nnviz_report.models import load_model
+
+    sample = load_sample(str(data), per_class=per_class)
+    return load_model(spec).module, normalise(sample.images), sample.labels
+
+
+def bare_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """What the capture does minus the statistics: eval mode, the same batches, the same loss."""
+    model.eval()
+    for p in model.parameters():
+        p.grad = None
+        p.requires_grad_(True)
+    count = len(x)
+    for start in range(0, count, BATCH):
+        logits = model(x[start:start + BATCH])
+        losses = nn.functional.cross_entropy(logits.float(), y[start:start + BATCH], reduction="none")
+        (losses.sum() / count).backward()
+        logits.detach().numpy()
+        losses.detach().double().numpy()
+    for p in model.parameters():
+        p.grad = None
+
+
+def capture_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    from nnviz_report.capture import choose_showcase, run_capture
+
+    run_capture(model, x, y, batch_size=BATCH, device=torch.device("cpu"), showcase_positions=choose_showcase(y, 4))
+
+
+def bench_capture(data: Path, repeats: int) -> dict[str, Any]:
+    spec = resnet20_spec()
+    model, x, y = load_inputs(data, 100, spec)
+    log(f"[capture] {spec}, {len(x)} images, batch {BATCH}, eval mode, mean cross-entropy; {repeats} rounds")
+    bare_pass(model, x[:BATCH], y[:BATCH])  # warm-up: allocator, kernels, lazy imports
+    capture_pass(model, x[:BATCH], y[:BATCH])
+    times = interleaved({"bare": lambda: bare_pass(model, x, y), "capture": lambda: capture_pass(model, x, y)},
+                        repeats)
+    ratio = median(times["capture"]) / median(times["bare"])
+    pairs = [c / b for c, b in zip(times["capture"], times["bare"], strict=True)]
+    for name, label in (("bare", "bare forward+backward"), ("capture", "capture, all stats")):
+        runs = ", ".join(fmt_s(t) for t in times[name])
+        log(f"  {label:<22} {fmt_s(median(times[name]))}   (runs: {runs})")
+    log(f"  ratio {ratio:.2f}  (per round: {', '.join(f'{r:.2f}' for r in pairs)}; target ≤ {TARGETS['capture']})")
+    return {"model": spec, "images": len(x), "bare_s": times["bare"], "capture_s": times["capture"], "ratio": ratio,
+            "round_ratios": pairs, "met": ratio <= TARGETS["capture"]}
+
+
+def profile_capture(data: Path) -> dict[str, Any]:
+    model, x, y = load_inputs(data, 100, resnet20_spec())
+    capture_pass(model, x[:BATCH], y[:BATCH])
+    profiler = cProfile.Profile()
+    profiler.runcall(capture_pass, model, x, y)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
+    log("[profile] one capture pass over 1000 images, top operations by own time")
+    lines = [line for line in text.getvalue().splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
+    for line in lines[start:]:
+        log("  " + line[:150])
+    return {"profile": lines[start:]}
+
+
+# ---- whole report runs in fresh processes -------------------------------------------------------------
+
+def report_run(model: str, data: Path, per_class: int, out_dir: Path,
+               formats: str = "html,pdf,json,md") -> dict[str, Any]:
+    options = {"model": model, "data": str(data), "per_class": per_class, "out_dir": str(out_dir), "formats": formats,
+               "threads": THREADS}
+    done = subprocess.run([sys.executable, str(CHILD), json.dumps(options)], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmarks: the report run for {model} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_stages(runs: dict[str, dict[str, Any]]) -> None:
+    names = list(runs)
+    stages = list(next(iter(runs.values()))["stages"])
+    log("  " + "stage".ljust(12) + "".join(n.rjust(16) for n in names))
+    for stage in stages:
+        log("  " + stage.ljust(12) + "".join(fmt_s(runs[n]["stages"][stage]).rjust(16) for n in names))
+    log("  " + "total".ljust(12) + "".join(fmt_s(runs[n]["total_s"]).rjust(16) for n in names))
+
+
+def bench_memory(data: Path, work: Path) -> dict[str, Any]:
+    spec = resnet20_spec()
+    log(f"[memory] {spec}, whole report (html,pdf,json,md), each run in a fresh process")
+    runs = {}
+    for k in (10, 500):
+        runs[f"per-class {k}"] = report_run(spec, data, k, work / f"memory-{k}")
+        log(f"  --per-class {k:<4} peak RSS {fmt_mb(runs[f'per-class {k}']['peak_rss_bytes'])}"
+            f"  ({runs[f'per-class {k}']['samples']} images, {fmt_s(runs[f'per-class {k}']['total_s'])})")
+    ratio = runs["per-class 500"]["peak_rss_bytes"] / runs["per-class 10"]["peak_rss_bytes"]
+    log(f"  ratio {ratio:.3f}  (target ≤ {TARGETS['memory']})")
+    print_stages(runs)
+    return {"model": spec, "runs": runs, "ratio": ratio, "met": ratio <= TARGETS["memory"]}
+
+
+def layer_counts(spec: str) -> tuple[int, int]:
+    """(leaf modules the capture hooks, Conv2d layers)."""
+    from nnviz_report.capture import capturable_layers
+    from nnviz_report.models import load_model
+
+    module = load_model(spec).module
+    return len(capturable_layers(module)), sum(isinstance(m, nn.Conv2d) for m in module.modules())
+
+
+def bench_depth(data: Path, work: Path, repeats: int) -> dict[str, Any]:
+    specs = {"resnet20": "nnviz_report.zoo:resnet20", "resnet56": "nnviz_report.zoo:resnet56"}
+    log(f"[depth] whole report (html,pdf,json,md), --per-class 10, both freshly initialised; {repeats} rounds")
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in specs}
+    for r in range(repeats):
+        for name in specs if r % 2 == 0 else reversed(list(specs)):
+            samples[name].append(report_run(specs[name], data, 10, work / f"depth-{name}"))
+    runs = {}
+    for name, found in samples.items():  # the run with the median total stands for the model
+        runs[name] = sorted(found, key=lambda run: run["total_s"])[len(found) // 2]
+    counts = {name: layer_counts(spec) for name, spec in specs.items()}
+    leaf_ratio = counts["resnet56"][0] / counts["resnet20"][0]
+    conv_ratio = counts["resnet56"][1] / counts["resnet20"][1]
+    time_ratio = runs["resnet56"]["total_s"] / runs["resnet20"]["total_s"]
+    relative = time_ratio / leaf_ratio
+    log(f"  layers: leaf modules {counts['resnet20'][0]} → {counts['resnet56'][0]} (×{leaf_ratio:.2f}); "
+        f"Conv2d {counts['resnet20'][1]} → {counts['resnet56'][1]} (×{conv_ratio:.2f})")
+    log(f"  total time ×{time_ratio:.2f} = {relative:.2f} × the leaf-module ratio (target within ±20 %)")
+    print_stages(runs)
+    per_stage = {stage: runs["resnet56"]["stages"][stage] / max(runs["resnet20"]["stages"][stage], 1e-9)
+                 for stage in runs["resnet20"]["stages"]}
+    log("  per-stage ratio resnet56 ÷ resnet20: " + ", ".join(f"{s} ×{v:.2f}" for s, v in per_stage.items()))
+    return {"runs": runs, "all_totals": {n: [s["total_s"] for s in v] for n, v in samples.items()},
+            "layers": counts, "leaf_ratio": leaf_ratio, "conv_ratio": conv_ratio, "time_ratio": time_ratio,
+            "time_over_layers": relative, "per_stage_ratio": per_stage,
+            "met": abs(relative - 1.0) <= TARGETS["depth_tolerance"]}
+
+
+def html_contents(path: Path) -> dict[str, int]:
+    """Bytes of the embedded images by kind, to show where the size goes."""
+    import re
+
+    text = path.read_text(encoding="utf-8")
+    kinds: dict[str, int] = {"total": len(text.encode("utf-8"))}
+    for match in re.finditer(r"data:image/([a-z+]+);base64,([A-Za-z0-9+/=]+)", text):
+        kinds[match.group(1)] = kinds.get(match.group(1), 0) + len(match.group(2))
+        kinds[f"{match.group(1)} count"] = kinds.get(f"{match.group(1)} count", 0) + 1
+    kinds["inline svg"] = sum(len(m.group(0)) for m in re.finditer(r"<svg.*?</svg>", text, flags=re.S))
+    return kinds
+
+
+def bench_html(data: Path, work: Path, depth: dict[str, Any] | None) -> dict[str, Any]:
+    log("[html] report.html size, --per-class 10")
+    results = {}
+    for name, spec, limit in (("resnet20", resnet20_spec(), TARGETS["html_resnet20_mb"]),
+                              ("torchvision resnet50", "torchvision:resnet50", TARGETS["html_resnet50_mb"])):
+        out = work / f"html-{name.replace(' ', '-')}"
+        run = report_run(spec, data, 10, out, formats="html,json")
+        contents = html_contents(out / "report.html")
+        size = run["sizes"]["html"]
+        results[name] = {"spec": spec, "bytes": size, "limit_mb": limit, "met": size <= limit * 1e6,
+                         "contents": contents, "total_s": run["total_s"]}
+        parts = ", ".join(f"{k} {fmt_mb(v)}" if "count" not in k else f"{k} {v}" for k, v in contents.items()
+                          if k != "total")
+        log(f"  {name:<22} {fmt_mb(size)}  (limit {limit:.0f} MB)  [{parts}]")
+    return results
+
+
+# ---- 5. peers ---------------------------------------------------------------------------------------
+
+def bench_peers(data: Path, repeats: int) -> dict[str, Any]:
+    import _peers
+
+    from nnviz_report.models import load_model
+    from nnviz_report.sections.saliency import default_gradcam_layer
+
+    spec = resnet20_spec()
+    model, x, y = load_inputs(data, 10, spec)  # the report's default sample: 100 images
+    log(f"[peers] {spec}, {len(x)} images, {repeats} rounds each; ratio = ours ÷ peer (target ≤ {TARGETS['peer']})")
+    results = []
+    tensors = _peers.weights_and_gradients(model, x, y)
+    results.append(_peers.histograms(tensors, repeats))
+    results.append(_peers.flow(model, x[:2], repeats))
+    results.append(_peers.spectra(model, repeats, spec))
+    results.append(_peers.spectra(load_model("torchvision:resnet18").module, repeats, "torchvision resnet18"))
+    from nnviz_report.capture import choose_showcase, run_capture
+
+    capture = run_capture(model, x, y, batch_size=BATCH, device=torch.device("cpu"),
+                          showcase_positions=choose_showcase(y, 4))
+    layer = default_gradcam_layer(capture.layers)
+    results.append(_peers.grad_cam(model, layer, x, y, repeats))
+    for r in results:
+        if "skipped" in r:
+            log(f"  {r['name']}: skipped — {r['skipped']}")
+            continue
+        r["met"] = r["ratio"] <= TARGETS["peer"] and r.get("maps_match", True)
+        log(f"  {r['name']}\n    ours {fmt_s(r['ours_s'])}, peer {fmt_s(r['peer_s'])}, ratio {r['ratio']:.2f}"
+            f"  — {r['note']}")
+    return {"model": spec, "comparisons": results}
+
+
+# ---- main ---------------------------------------------------------------------------------------------
+
+def summary(results: dict[str, Any]) -> None:
+    log("\n== summary ==")
+    rows = []
+    if "capture" in results:
+        r = results["capture"]
+        rows.append(("capture ÷ bare forward+backward", f"{r['ratio']:.2f}", f"≤ {TARGETS['capture']}", r["met"]))
+    if "memory" in results:
+        r = results["memory"]
+        rows.append(("peak RSS per-class 500 ÷ 10", f"{r['ratio']:.3f}", f"≤ {TARGETS['memory']}", r["met"]))
+    if "depth" in results:
+        r = results["depth"]
+        rows.append(("time resnet56 ÷ resnet20", f"{r['time_ratio']:.2f} (layers ×{r['leaf_ratio']:.2f})",
+                     "within ±20 % of layers", r["met"]))
+    if "html" in results:
+        for name, r in results["html"].items():
+            rows.append((f"report.html {name}", fmt_mb(r["bytes"]), f"≤ {r['limit_mb']:.0f} MB", r["met"]))
+    if "peers" in results:
+        for r in results["peers"]["comparisons"]:
+            if "skipped" in r:
+                rows.append((r["name"], "skipped", "", None))
+            else:
+                rows.append((r["name"], f"{r['ratio']:.2f}", f"≤ {TARGETS['peer']}", r["met"]))
+    for what, value, target, met in rows:
+        verdict = "met" if met else ("—" if met is None else "MISSED")
+        log(f"  {what[:62]:<62} {value:>26}  {target:<24} {verdict}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", help="CIFAR-10 test split in ImageFolder layout (default: the cache, or the archive)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per timing (default 3)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {', '.join(SECTIONS)}, profile")
+    parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads, here and in the report runs "
+                        "(default: torch's choice, one per core)")
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in (*SECTIONS, "profile")]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}")
+    data = cifar_test_split(args.data)
+    global THREADS
+    THREADS = args.threads
+    if THREADS:
+        torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    log(f"nnviz_report benchmarks — {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    log(f"data: {data}\n")
+    results: dict[str, Any] = {"machine": machine(), "torch": torch.__version__, "repeats": args.repeats}
+    with tempfile.TemporaryDirectory(prefix="nnviz-bench-") as tmp:
+        work = Path(tmp)
+        if "capture" in chosen:
+            results["capture"] = bench_capture(data, args.repeats)
+        if "profile" in chosen:
+            results["profile"] = profile_capture(data)
+        if "memory" in chosen:
+            results["memory"] = bench_memory(data, work)
+        if "depth" in chosen:
+            results["depth"] = bench_depth(data, work, args.repeats)
+        if "html" in chosen:
+            results["html"] = bench_html(data, work, results.get("depth"))
+        if "peers" in chosen:
+            results["peers"] = bench_peers(data, args.repeats)
+    results["wall_s"] = time.perf_counter() - started
+    summary(results)
+    log(f"\nbenchmarks took {fmt_s(results['wall_s'])}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Figure plumbing: pixel-exact PNGs, deterministic SVGs, and the quantiles the fan chart reads."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nnviz_report.figures.common import colourise, filter_mosaic, new_figure, png_figure, svg_figure
+from nnviz_report.stats.moments import RunningMoments
+
+
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@pytest.mark.parametrize("colours", ["mapped", "photo"])
+def test_png_is_pixel_exact(colours: str) -> None:
+    rng = np.random.default_rng(0)
+    pixels = (
+        colourise(rng.random((20, 30))) if colours == "mapped" else rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    )
+    figure = png_figure(pixels, "x", "alt", scale=3)
+    np.testing.assert_array_equal(decode(figure.data), np.kron(pixels, np.ones((3, 3, 1), dtype=np.uint8)))
+    assert figure.width == 90
+
+
+def test_svg_bytes_are_deterministic() -> None:
+    def draw() -> bytes:
+        fig = new_figure(3, 2)
+        fig.add_subplot().plot([0, 1, 2], [1, 0, 2], label="<layer & co>")
+        return svg_figure(fig, "f", "alt").data
+
+    first, second = draw(), draw()
+    assert first == second and first.startswith(b"<svg")
+    assert b"<layer" not in first  # text from names is escaped inside the SVG
+
+
+def test_filter_mosaic_draws_zero_as_grey() -> None:
+    filters = np.zeros((2, 3, 3, 3), dtype=np.float32)
+    filters[0, 0, 0, 0] = 1.0
+    pixels = decode(filter_mosaic(filters, "m", "alt").data)
+    assert tuple(pixels[-1, -1]) == (128, 128, 128)  # the all-zero filter in the corner
+
+
+def test_histogram_quantiles_within_one_bin_of_numpy() -> None:
+    values = np.random.default_rng(1).normal(size=50_000).astype(np.float32)
+    import torch
+
+    acc = RunningMoments()
+    acc.update(torch.from_numpy(values))
+    hist = acc.result().histogram
+    for q in (0.05, 0.25, 0.5, 0.75, 0.95):
+        assert abs(hist.quantile(q) - np.quantile(values, q)) <= hist.width
