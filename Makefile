@@ -16,7 +16,7 @@ PER_CLASS ?= 10
 $(BIN)/nnviz-report: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 # The PDF tests need pdftoppm/pdftotext and the browser test needs Chromium (Debian packages).

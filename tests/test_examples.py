@@ -4,6 +4,7 @@ bytes (``make examples`` rewrites them)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def test_example_is_current(example, test_split: Path, tmp_path: Path) -> None: 
     committed = EXAMPLES_DIR / example.name
     if not (committed / "report.json").exists():
         pytest.skip(f"{committed} has not been generated (make examples)")
+    recorded = json.loads((committed / "report.json").read_text())["environment"]
+    import torch
+    import torchvision
+
+    here = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    if any(recorded[k] != v for k, v in here.items()):
+        # The reports record the library versions, and float results may differ between them:
+        # the examples are only comparable byte for byte under the versions in constraints.txt.
+        pytest.skip(f"examples were made with torch {recorded['torch']}, this is {here['torch']} (see constraints.txt)")
     out = make_examples.make_example(example, test_split, tmp_path)
     if out is None:
         pytest.skip(f"what {example.name} needs is not there (shipped weights or the compare module)")
