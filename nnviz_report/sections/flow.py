@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 
 import torch
@@ -24,6 +25,7 @@ class FlowSection:
     total_params: int
     total_macs: int
     diagram: Figure
+    print_pages: tuple[Figure, ...]  # the diagram cut into page-high windows for the PDF; () when it fits one page
 
 
 def node_health(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> dict[str, NodeHealth]:
@@ -61,4 +63,35 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
     diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8"),
                      "Data-flow diagram of the network from input to logits", inline=True)
     return FlowSection(graph.method, direction, graph.fold_depth is not None, graph, graph.layers,
-                       graph.total_params, graph.total_macs, diagram)
+                       graph.total_params, graph.total_macs, diagram, print_pages(svg))
+
+
+# A4 content height at 96 px per inch is about 940 px; a window that tall, drawn at the diagram's own
+# scale, keeps every label at its screen size. Windows overlap by more than a node's height so
+# that every node is whole on at least one page.
+PAGE_WINDOW = 860
+PAGE_OVERLAP = 70
+
+
+def print_pages(svg: str) -> tuple[Figure, ...]:
+    """A tall diagram cannot continue onto the next PDF page, and scaled to one page its labels
+    become unreadable, so the PDF shows it in windows: the same SVG with successive viewBoxes."""
+    match = re.match(r'<svg [^>]*?width="([\d.]+)" height="([\d.]+)" viewBox="0 0 [\d.]+ [\d.]+"', svg)
+    if match is None:
+        return ()
+    width, height = float(match.group(1)), float(match.group(2))
+    if height <= PAGE_WINDOW * 1.25:
+        return ()
+    pages = []
+    top, step = 0.0, PAGE_WINDOW - PAGE_OVERLAP
+    while top < height:
+        window = min(PAGE_WINDOW, height - top)
+        header = f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" ' \
+                 f'width="{width:g}" height="{window:g}" viewBox="0 {top:g} {width:g} {window:g}"'
+        page = header + svg[match.end():]
+        pages.append(Figure(f"flow-page-{len(pages) + 1}", "image/svg+xml", page.encode("utf-8"),
+                            f"Data-flow diagram, part {len(pages) + 1}", inline=True))
+        if top + window >= height:
+            break
+        top += step
+    return tuple(pages)
