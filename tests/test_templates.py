@@ -73,3 +73,12 @@ def test_a_broken_user_template_is_a_one_line_error_and_nothing_is_written(image
 def test_a_missing_template_dir_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not a folder"):
         environment(tmp_path / "nowhere")
+
+
+def test_sample_indices_read_as_runs() -> None:
+    from nnviz_report.render.html import fmt_ranges
+
+    assert fmt_ranges([0, 1, 2, 1000, 1001, 5]) == "0–2, 1000–1001, 5"
+    long = list(range(0, 200, 2))
+    text = fmt_ranges(long, limit=3)
+    assert text.startswith("0, 2, 4, …") and "100 indices in all" in text

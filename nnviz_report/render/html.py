@@ -59,7 +59,7 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         finalize=printable,
     )
     env.filters.update(num=fmt_number, pct=fmt_percent, int=fmt_int, shape=fmt_shape, figure=embed_figure,
-                       short=fmt_short_hash, delta=fmt_delta)
+                       short=fmt_short_hash, ranges=fmt_ranges, delta=fmt_delta)
     return env
 
 
@@ -184,6 +184,22 @@ def fmt_int(value: Any) -> str:
 
 def fmt_shape(shape: Any) -> str:
     return "—" if shape is None else "×".join(str(int(s)) for s in shape) or "scalar"
+
+
+def fmt_ranges(values: Any, limit: int = 40) -> str:
+    """Sorted runs of consecutive integers as "a–b": the fixed sample is the first K of each
+    class, so an ImageFolder sample of any size reads as ten runs. Long lists are cut (the full
+    list is in report.json): a page-wide cell of thousands of numbers is slow to lay out."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    text = [f"{a}–{b}" if b > a else f"{a}" for a, b in runs[:limit]]
+    if len(runs) > limit:
+        text.append(f"… ({len(values)} indices in all; every one is in report.json)")
+    return ", ".join(text)
 
 
 def fmt_short_hash(value: str | None, length: int = 12) -> str:
