@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import subprocess
 import sys
@@ -357,3 +358,24 @@ def test_group_labels_stay_clear_of_nodes():
 def test_flow_svg_does_not_import_torch():
     code = "import sys, nnviz_report.flow_svg; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_print_windows_cover_the_diagram_and_show_every_node_whole():
+    from nnviz_report.sections.flow import FIRST_PAGE_WINDOW, PAGE_WINDOW, print_pages
+
+    svg = render_flow_svg(resnet20_graph())
+    height = float(ET.fromstring(svg).get("height"))
+    windows = []
+    for page in print_pages(svg):
+        top, window = (float(v) for v in ET.fromstring(page.data).get("viewBox").split()[1::2])
+        windows.append((top, top + window))
+    assert windows[0] == (0.0, FIRST_PAGE_WINDOW)  # shares its page with the heading
+    assert all(bottom - top <= PAGE_WINDOW for top, bottom in windows)
+    assert windows[-1][1] == height
+    assert all(next_top < bottom for (_, bottom), (next_top, _) in itertools.pairwise(windows))
+    node_boxes = [(float(r.get("y")), float(r.get("y")) + float(r.get("height")))
+                  for g in ET.fromstring(svg).iter(f"{SVG_NS}g") if g.get("class") == "node"
+                  for r in g.findall(f"{SVG_NS}rect")]
+    assert len(node_boxes) == len(resnet20_graph().nodes)
+    for y0, y1 in node_boxes:  # the layout's only translate is horizontal, so y is page y
+        assert any(top <= y0 and y1 <= bottom for top, bottom in windows), (y0, y1)

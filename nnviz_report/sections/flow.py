@@ -67,9 +67,11 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
 
 
 # A4 content height at 96 px per inch is about 940 px; a window that tall, drawn at the diagram's own
-# scale, keeps every label at its screen size. Windows overlap by more than a node's height so
-# that every node is whole on at least one page.
+# scale, keeps every label at its screen size. The first window shares its page with the section's
+# heading and introduction, so it is shorter. Windows overlap by more than a node's height so that
+# every node is whole on at least one page.
 PAGE_WINDOW = 860
+FIRST_PAGE_WINDOW = 640
 PAGE_OVERLAP = 70
 
 
@@ -83,9 +85,9 @@ def print_pages(svg: str) -> tuple[Figure, ...]:
     if height <= PAGE_WINDOW * 1.25:
         return ()
     pages = []
-    top, step = 0.0, PAGE_WINDOW - PAGE_OVERLAP
+    top = 0.0
     while top < height:
-        window = min(PAGE_WINDOW, height - top)
+        window = min(PAGE_WINDOW if pages else FIRST_PAGE_WINDOW, height - top)
         header = f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" ' \
                  f'width="{width:g}" height="{window:g}" viewBox="0 {top:g} {width:g} {window:g}"'
         page = header + svg[match.end():]
@@ -93,5 +95,5 @@ def print_pages(svg: str) -> tuple[Figure, ...]:
                             f"Data-flow diagram, part {len(pages) + 1}", inline=True))
         if top + window >= height:
             break
-        top += step
+        top += window - PAGE_OVERLAP
     return tuple(pages)
