@@ -70,3 +70,11 @@ def test_example_is_current(example, test_split: Path, tmp_path: Path) -> None: 
         again = render_pdf((out / "report.html").read_text(encoding="utf-8"))
         if again == (out / "report.pdf").read_bytes():
             pytest.fail(f"{committed / 'report.pdf'} is out of date: run `make examples`")
+
+
+def test_resnet20_example_html_meets_the_size_target() -> None:
+    """The performance target for a resnet20 report (README, "Performance"): report.html ≤ 3 MB."""
+    html = EXAMPLES_DIR / "resnet20" / "report.html"
+    if not html.exists():
+        pytest.skip("example_reports/resnet20 has not been generated (make examples)")
+    assert html.stat().st_size <= 3_000_000
