@@ -74,6 +74,18 @@ class ReportSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # The Python API is called with plain strings as often as with Paths and enums; the
+        # pipeline relies on the declared types, so accept both here, once.
+        for name in ("weights", "data_root", "out_dir", "config_file", "template_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        if isinstance(self.formats, str) or any(not isinstance(f, OutputFormat) for f in self.formats):
+            object.__setattr__(self, "formats", OutputFormat.parse_list(self.formats))
+        if self.fail_on is not None and not isinstance(self.fail_on, Severity):
+            if self.fail_on not in ("warn", "fail"):
+                raise ConfigError(f"fail_on must be warn or fail, got {self.fail_on!r}")
+            object.__setattr__(self, "fail_on", Severity(self.fail_on))
         if self.per_class < 1:
             raise ConfigError(f"--per-class must be at least 1, got {self.per_class}")
         if self.batch_size < 1:

@@ -14,7 +14,7 @@ from torch import nn
 
 from nnviz_report.capture import CaptureResult, run_capture
 from nnviz_report.config import OutputFormat
-from nnviz_report.errors import ModelError
+from nnviz_report.errors import ConfigError, ModelError
 from nnviz_report.figures.weights import subsample
 from nnviz_report.pipeline import generate_report
 from nnviz_report.report_model import to_jsonable
@@ -261,3 +261,16 @@ def test_report_shows_the_three_sections(image_folder: Path, tmp_path: Path) -> 
     assert len(record["slices"]["cka"]) == len(record["slices"]["cka_layers"])
     assert [r["name"] for r in record["weights"]["rows"]] == ["conv1.weight", "conv2.weight", "fc.weight"]
     assert result.report.weights is not None and result.report.slices is not None
+
+
+def test_api_takes_plain_strings_for_paths_and_formats(image_folder: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "tiny.pt"
+    torch.save(tiny_cnn().state_dict(), weights)
+    generate_report(model="tests.fixtures.models:tiny_cnn", weights=str(weights), data=str(image_folder),
+                    per_class=1, formats="json,md", out_dir=str(tmp_path / "out"), fail_on="fail", progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json", "report.md"]
+    record = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    settings = dict(record["settings"])
+    assert settings["weights"] == "tiny.pt" and settings["formats"] == "json,md" and settings["fail_on"] == "fail"
+    with pytest.raises(ConfigError, match="fail_on must be warn or fail"):
+        generate_report(model="tests.fixtures.models:tiny_cnn", data=str(image_folder), fail_on="sometimes")
