@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import OutputFormat, ReportSettings, Severity
+from .config import FAIL_ON_CHOICES, OutputFormat, ReportSettings, Severity
 from .errors import NNVizError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
@@ -53,7 +53,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--fail-on",
-        choices=[s.value for s in (Severity.WARN, Severity.FAIL)],
+        choices=FAIL_ON_CHOICES,
         help="exit 1 when a finding reaches this severity (the report is still written)",
     )
     parser.add_argument(

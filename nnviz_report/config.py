@@ -44,6 +44,7 @@ class Severity(str, Enum):
 
 
 DEFAULT_FORMATS = (OutputFormat.HTML, OutputFormat.PDF, OutputFormat.JSON, OutputFormat.MARKDOWN)
+FAIL_ON_CHOICES = (Severity.WARN.value, Severity.FAIL.value)  # a run can fail on these; "pass" would always fail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +84,7 @@ class ReportSettings:
         if isinstance(self.formats, str) or any(not isinstance(f, OutputFormat) for f in self.formats):
             object.__setattr__(self, "formats", OutputFormat.parse_list(self.formats))
         if self.fail_on is not None and not isinstance(self.fail_on, Severity):
-            if self.fail_on not in ("warn", "fail"):
+            if self.fail_on not in FAIL_ON_CHOICES:
                 raise ConfigError(f"fail_on must be warn or fail, got {self.fail_on!r}")
             object.__setattr__(self, "fail_on", Severity(self.fail_on))
         if self.per_class < 1:
