@@ -13,19 +13,19 @@ layout either. Network graphs are nearly chains, so a simple layered (Sugiyama-s
 4. group boxes (container modules) get a label band above their first nodes, and the gaps between
    ranks grow to fit the boxes that close and open there.
 
-This module imports no torch: it reads the graph's dataclasses only.
+This module imports no torch: it reads ``flow_model``'s dataclasses only.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
-if TYPE_CHECKING:
-    from nnviz_report.graph import FlowGraph, FlowGroup, FlowNode
+from nnviz_report.flow_model import FlowGraph, FlowGroup, FlowNode, NodeHealth, longest_path_ranks
+
+__all__ = ["DIRECTIONS", "HEALTH_COLOURS", "NodeHealth", "render_flow_svg"]
 
 FONT_FAMILY = "DejaVu Sans, Arial, sans-serif"
 HEALTH_COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "fail": "#c62828", "unknown": "#9e9e9e"}
@@ -51,12 +51,6 @@ _EDGE_COLOUR = "#546e7a"
 _SKIP_COLOUR = "#d84315"
 
 
-@dataclass(frozen=True)
-class NodeHealth:
-    level: str  # "ok" | "warn" | "fail" | "unknown"
-    note: str  # short text for the tooltip
-
-
 def render_flow_svg(
     graph: FlowGraph,
     *,
@@ -69,20 +63,6 @@ def render_flow_svg(
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     layout = _Layout(graph, horizontal=direction == "LR")
     return _Drawing(layout, health or {}, href).svg()
-
-
-def longest_path_ranks(node_ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> dict[str, int]:
-    """Each node's layer: the length of the longest path reaching it. ``node_ids`` must be in a
-    topological order (execution order is). ``graph`` uses it too, so that a skip edge (one that
-    spans more than one layer) means the same there as in the drawing."""
-    rank = dict.fromkeys(node_ids, 0)
-    incoming: dict[str, list[str]] = {n: [] for n in node_ids}
-    for src, dst in edges:
-        incoming[dst].append(src)
-    for node_id in node_ids:
-        if incoming[node_id]:
-            rank[node_id] = max(rank[s] for s in incoming[node_id]) + 1
-    return rank
 
 
 # --------------------------------------------------------------------------------------------------

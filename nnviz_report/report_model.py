@@ -11,6 +11,8 @@ import dataclasses
 import math
 from typing import Any
 
+from .flow_model import FlowGraph, LayerRow
+
 SCHEMA_VERSION = "1.0"
 
 
@@ -164,6 +166,20 @@ class GradientsSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class FlowSection:
+    # Here rather than in flow_model, which would need Figure from this module: no import cycle.
+    method: str
+    direction: str
+    folded: bool
+    graph: FlowGraph
+    layers: tuple[LayerRow, ...]
+    total_params: int
+    total_macs: int
+    diagram: Figure
+    print_pages: tuple[Figure, ...]  # the diagram cut into page-high windows for the PDF; () when it fits one page
+
+
+@dataclasses.dataclass(frozen=True)
 class SummarySection:
     confusion: Figure
     per_class: Figure
@@ -184,7 +200,7 @@ class Report:
     activations: ActivationsSection
     gradients: GradientsSection
     # Sections built by later stages; None when not computed.
-    flow: Any = None
+    flow: FlowSection | None = None
     slices: SlicesSection | None = None
     weights: WeightsSection | None = None
     saliency: SaliencySection | None = None

@@ -6,9 +6,8 @@
 The schema follows ``report_model.to_jsonable``: every dataclass becomes a closed object
 (``additionalProperties: false``, every field required), tuples become arrays, figures become
 ``{"figure": name}``, and every float may be null because non-finite values are written as null.
-Field comments in the dataclass source become descriptions. Fields typed ``Any`` are resolved
-through ``ANY_FIELDS`` (the concrete type they hold); an ``Any`` field missing there is emitted
-as ``{}`` (anything) so a new section never breaks the generator.
+Field comments in the dataclass source become descriptions. A field typed ``Any`` is emitted as
+``{}`` (anything) so a new section never breaks the generator.
 """
 
 from __future__ import annotations
@@ -34,13 +33,6 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = ROOT / "nnviz_report" / "schema"
 
 
-def _any_fields() -> dict[tuple[type, str], Any]:
-    """``Any``-typed fields and what they really hold (imported lazily: these modules import torch)."""
-    from nnviz_report.sections.flow import FlowSection
-
-    return {(Report, "flow"): FlowSection | None}
-
-
 def schema_path(version: str = SCHEMA_VERSION) -> Path:
     return SCHEMA_DIR / f"report-{version}.schema.json"
 
@@ -49,7 +41,6 @@ class _Generator:
     def __init__(self) -> None:
         self.defs: dict[str, dict[str, Any]] = {}
         self.names: dict[type, str] = {}
-        self.any_fields = _any_fields()
 
     def ref(self, cls: type) -> dict[str, Any]:
         if cls not in self.names:
@@ -76,7 +67,7 @@ class _Generator:
         comments = _field_comments(cls)
         properties: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            hint = self.any_fields.get((cls, f.name), hints[f.name])
+            hint = hints[f.name]
             if cls is Report and f.name == "schema_version":
                 prop: dict[str, Any] = {"const": SCHEMA_VERSION}
             else:

@@ -1,4 +1,4 @@
-"""The flow graph (nnviz_report.graph) and its diagram (nnviz_report.flow_svg)."""
+"""The flow graph (nnviz_report.graph → nnviz_report.flow_model) and its diagram (nnviz_report.flow_svg)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ import torch
 import torchvision
 from torch import nn
 
-from nnviz_report import graph as graph_module
 from nnviz_report.errors import ConfigError
-from nnviz_report.flow_svg import HEALTH_COLOURS, NodeHealth, _Layout, render_flow_svg
-from nnviz_report.graph import FlowGraph, FlowNode, extract_graph, layer_table
+from nnviz_report.flow_model import FlowGraph, FlowNode, LayerRow, NodeHealth, layer_table
+from nnviz_report.flow_svg import HEALTH_COLOURS, _Layout, render_flow_svg
+from nnviz_report.graph import extract_graph
+from nnviz_report.graph.assembly import AUTO_FOLD_NODE_LIMIT
+from nnviz_report.graph.fx_extract import FxExtractor
 from nnviz_report.zoo import lenet, resnet20
 from tests.fixtures import graph_models as fixtures
 
@@ -110,7 +112,7 @@ def test_hook_fallback_matches_fx_on_a_real_network(monkeypatch):
     def refuse(self, example_input):
         raise RuntimeError("pretend fx cannot trace this")
 
-    monkeypatch.setattr(graph_module._FxExtractor, "run", refuse)
+    monkeypatch.setattr(FxExtractor, "run", refuse)
     by_hooks = extract_graph(model, CIFAR_BATCH)
     assert by_hooks.method == "forward hooks (fx could not trace: RuntimeError: pretend fx cannot trace this)"
 
@@ -165,7 +167,7 @@ def test_lenet_multiply_adds_match_a_hand_count():
     assert graph.total_macs == by_hand
     rows = layer_table(graph)
     assert [r.name for r in rows][:3] == ["conv1", "relu1", "pool1"]
-    assert rows[0] == graph_module.LayerRow("conv1", "Conv2d", (6, 28, 28), 456, 6 * 28 * 28 * 75)
+    assert rows[0] == LayerRow("conv1", "Conv2d", (6, 28, 28), 456, 6 * 28 * 28 * 75)
 
 
 def test_unused_parameters_get_their_own_row():
@@ -229,7 +231,7 @@ def test_large_torchvision_models_fold_automatically(name):
     model = torchvision.models.get_model(name, weights=None, num_classes=10)
     unfolded = extract_graph(model, CIFAR_BATCH, fold="never")
     graph = extract_graph(model, CIFAR_BATCH)
-    assert len(unfolded.nodes) > graph_module.AUTO_FOLD_NODE_LIMIT >= len(graph.nodes)
+    assert len(unfolded.nodes) > AUTO_FOLD_NODE_LIMIT >= len(graph.nodes)
     assert graph.fold_depth is not None
     assert graph.total_params == unfolded.total_params == sum(p.numel() for p in model.parameters())
     assert sum(n.params for n in graph.nodes) == graph.total_params

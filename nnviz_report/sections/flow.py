@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from ..flow_svg import NodeHealth, render_flow_svg
-from ..graph import FlowGraph, LayerRow, extract_graph
-from ..report_model import Figure, LayerStats, ParamStats
+from ..flow_model import NodeHealth
+from ..flow_svg import render_flow_svg
+from ..graph import extract_graph
+from ..report_model import Figure, FlowSection, LayerStats, ParamStats
 from .anchors import Anchors
-
-
-@dataclasses.dataclass(frozen=True)
-class FlowSection:
-    method: str
-    direction: str
-    folded: bool
-    graph: FlowGraph
-    layers: tuple[LayerRow, ...]
-    total_params: int
-    total_macs: int
-    diagram: Figure
-    print_pages: tuple[Figure, ...]  # the diagram cut into page-high windows for the PDF; () when it fits one page
 
 
 def node_health(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> dict[str, NodeHealth]:
@@ -84,7 +71,7 @@ def print_pages(svg: str) -> tuple[Figure, ...]:
     width, height = float(match.group(1)), float(match.group(2))
     if height <= PAGE_WINDOW * 1.25:
         return ()
-    pages = []
+    pages: list[Figure] = []
     top = 0.0
     while top < height:
         window = min(PAGE_WINDOW if pages else FIRST_PAGE_WINDOW, height - top)
