@@ -48,7 +48,7 @@ _LANE_GAP = 10.0
 _CORNER = 7.0
 _MARGIN = 12.0
 _EDGE_COLOUR = "#546e7a"
-_SKIP_COLOUR = "#d84315"
+_SKIP_COLOUR = "#5c6bc0"  # indigo: apart from the green/amber/red/grey of health marks
 
 
 def render_flow_svg(
@@ -282,14 +282,32 @@ class _Layout:
         for nodes in self.by_rank:
             desired = {p.node.id: self._desired_center(p) for p in nodes}
             nodes.sort(key=lambda p: (desired[p.node.id], p.index))
-            previous: _PlacedNode | None = None
-            for placed in nodes:
-                center = desired[placed.node.id]
-                if previous is not None:
-                    least = previous.cross_end + self._cross_gap(previous, placed) + placed.cross_size / 2
-                    center = max(center, least)
-                placed.cross_center = center
-                previous = placed
+            self._centre_row(nodes, [desired[p.node.id] for p in nodes])
+
+    def _centre_row(self, nodes: list[_PlacedNode], desired: list[float]) -> None:
+        """Place one rank's nodes, in order and without overlap, as close to their desired centres
+        as possible (least squares): runs of touching nodes sit centred on their desired centres,
+        so a fan-out spreads evenly under its parent instead of stepping off to one side."""
+        # Each block: (first node index, offsets of its nodes from the first, mean position).
+        blocks: list[tuple[int, list[float], float]] = []
+        for i, want in enumerate(desired):
+            first, offsets, start = i, [0.0], want
+            while blocks:
+                p_first, p_offsets, p_start = blocks[-1]
+                last = p_first + len(p_offsets) - 1
+                separation = (nodes[last].cross_size / 2 + self._cross_gap(nodes[last], nodes[first])
+                              + nodes[first].cross_size / 2)
+                if p_start + p_offsets[-1] + separation <= start:
+                    break
+                blocks.pop()
+                shift = p_offsets[-1] + separation
+                offsets = p_offsets + [shift + o for o in offsets]
+                first = p_first
+                start = sum(desired[first + k] - o for k, o in enumerate(offsets)) / len(offsets)
+            blocks.append((first, offsets, start))
+        for first, offsets, start in blocks:
+            for k, offset in enumerate(offsets):
+                nodes[first + k].cross_center = start + offset
 
     # -- physical coordinates -------------------------------------------------------------------
 
@@ -308,22 +326,35 @@ class _Layout:
         for group in self.graph.groups:
             children.setdefault(group.parent, []).append(group)
 
+        content_left: dict[str, float] = {}
+
         def visit(group: FlowGroup) -> _Box:
-            kids = [visit(kid) for kid in children.get(group.id, [])]
+            for kid in children.get(group.id, []):
+                visit(kid)
+            _keep_apart([k.id for k in children.get(group.id, [])], self.group_boxes, content_left)
             nodes = [self.node_box(self.placed[n]) for n in group.node_ids]
-            parts = kids + nodes
+            parts = [self.group_boxes[k.id] for k in children.get(group.id, [])] + nodes
             left = min(b.x for b in parts) - _GROUP_PAD
+            content_left[group.id] = left
             top = min(b.y for b in parts) - _GROUP_BAND
             right = max(b.right for b in parts) + _GROUP_PAD
             bottom = max(b.bottom for b in parts) + _GROUP_PAD
             if not self.horizontal:
                 left = min(left, self._label_clear_left(group, top))
+                members = set(group.node_ids)
+                for placed in self.placed.values():  # nor over a node beside it that is not inside
+                    other = self.node_box(placed)
+                    beside = other.y < bottom and top < other.bottom and other.right <= content_left[group.id]
+                    if beside and placed.node.id not in members:
+                        left = max(left, min(other.right + _GROUP_PAD / 2, content_left[group.id]))
             box = _Box(left, top, right - left, bottom - top)
             self.group_boxes[group.id] = box
             return box
 
-        for root in children.get(None, []):
+        roots = children.get(None, [])
+        for root in roots:
             visit(root)
+        _keep_apart([r.id for r in roots], self.group_boxes, content_left)
 
     def _label_clear_left(self, group: FlowGroup, top: float) -> float:
         """Where the box must start so its label ends before the edges entering its first nodes."""
@@ -397,6 +428,20 @@ class _Layout:
             points += [(dst.rank_start - 5, lane), (dst.rank_start - 5, cross), (dst.rank_start, cross)]
             heading = self.xy(1, 0)
         return _Route([self.xy(r, c) for r, c in points], True, heading)
+
+
+def _keep_apart(siblings: list[str], boxes: dict[str, _Box], content_left: dict[str, float]) -> None:
+    """A box widened leftwards for its label stops short of a sibling box beside it (the label may
+    then meet an entering edge; overlapping boxes would be worse)."""
+    for group_id in siblings:
+        box = boxes[group_id]
+        for other_id in siblings:
+            other = boxes[other_id]
+            beside = other_id != group_id and other.y < box.bottom and box.y < other.bottom
+            if beside and box.x < other.right <= content_left[group_id]:
+                right = box.right
+                box.x = min(other.right + _GROUP_PAD / 2, content_left[group_id])
+                box.w = right - box.x
 
 
 def _spread(index: int, count: int, size: float) -> float:
@@ -512,9 +557,10 @@ class _Drawing:
         return f'<g class="node" id={_attr("flow-" + node.id)}>{body}</g>'
 
     def _health_mark(self, node: FlowNode, box: _Box) -> list[str]:
-        if node.module_path is None:
+        # Only nodes with captured statistics get a dot: "unknown" on every add or flatten is noise.
+        health = self.health.get(node.module_path) if node.module_path else None
+        if health is None:
             return []
-        health = self.health.get(node.module_path, NodeHealth("unknown", "no statistics"))
         colour = HEALTH_COLOURS.get(health.level, HEALTH_COLOURS["unknown"])
         return [
             f'<circle cx="{_num(box.right - 10)}" cy="{_num(box.y + 12)}" r="5" fill="{colour}" '

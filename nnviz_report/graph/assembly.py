@@ -3,6 +3,7 @@ consecutive blocks, skip edges and group boxes. No torch here: it works on ``Raw
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,9 @@ from ..flow_model import (
 )
 from .raw import RawNode, Scope, dedup
 
-# "auto" folds only when the unfolded diagram would have more nodes than this.
-AUTO_FOLD_NODE_LIMIT = 100
+# "auto" keeps the first block of each kind expanded only while the diagram has at most this many
+# nodes: about three A4 pages, or three screens at 1280 px.
+EXPANDED_NODE_LIMIT = 48
 
 
 def prune_unreachable(nodes: list[RawNode]) -> list[RawNode]:
@@ -42,11 +44,11 @@ def prune_unreachable(nodes: list[RawNode]) -> list[RawNode]:
 
 
 def assemble(raw: list[RawNode], method: str, total_params: int, *, group_depth: int,
-              fold: str) -> FlowGraph:
+             fold: str) -> FlowGraph:
     layers = _layer_rows(raw, total_params)
     unfolded = _Drawn.from_raw(raw)
-    fold_depth = _choose_fold_depth(raw, unfolded, group_depth, fold)
-    drawn = unfolded if fold_depth is None else _fold(raw, fold_depth)
+    fold_depth, expanded = _choose_fold(raw, unfolded, group_depth, fold)
+    drawn = unfolded if fold_depth is None else _fold(raw, fold_depth, expanded)
     nodes = tuple(drawn.nodes)
     edges = _edges_with_skips(nodes, drawn.edges)
     groups = _groups(drawn, group_depth, fold_depth)
@@ -56,12 +58,20 @@ def assemble(raw: list[RawNode], method: str, total_params: int, *, group_depth:
 
 
 def _layer_rows(raw: list[RawNode], total_params: int) -> tuple[LayerRow, ...]:
-    rows = [LayerRow(n.label, n.op_type, n.output_shape, n.params, n.macs)
+    rows = [LayerRow(_row_name(n), n.op_type, n.output_shape, n.params, n.macs)
             for n in raw if n.id not in (INPUT_ID, OUTPUT_ID)]
     unused = total_params - sum(r.params for r in rows)
     if unused:  # parameters the forward pass never touched still belong to the model's total
         rows.append(LayerRow("(parameters not used in forward)", "—", None, unused, 0))
     return tuple(rows)
+
+
+def _row_name(node: RawNode) -> str:
+    """A module's path; a functional op prefixed with the container that calls it, so that every
+    block's ``add`` has its own name (``layer1.0.add``) in the layer table."""
+    if node.module_path is not None or not node.scope:
+        return node.label
+    return f"{node.scope[-1][1]}.{node.label}"
 
 
 def _path_depth(path: str) -> int:
@@ -84,18 +94,52 @@ class _Drawn:
         return _Drawn(nodes, edges, {n.id: n.scope for n in raw})
 
 
-def _choose_fold_depth(raw: list[RawNode], unfolded: _Drawn, group_depth: int, fold: str) -> int | None:
+def _choose_fold(raw: list[RawNode], unfolded: _Drawn, group_depth: int,
+                 fold: str) -> tuple[int | None, frozenset[str]]:
+    """The module depth to fold at, and the block calls at that depth left expanded.
+
+    "auto" takes the depth whose folding leaves the fewest nodes when the first block of each
+    distinct kind stays expanded (so every kind is shown once in full); then keeps those first
+    blocks expanded, in order, while the diagram stays within ``EXPANDED_NODE_LIMIT`` nodes. No
+    fold when no depth makes the diagram smaller."""
     if fold == "never":
-        return None
+        return None, frozenset()
     if fold == "always":
-        return max(group_depth, 1)
-    if len(unfolded.nodes) <= AUTO_FOLD_NODE_LIMIT:
-        return None
+        return max(group_depth, 1), frozenset()
     deepest = max((_path_depth(path) for n in raw for _, path, _ in n.scope), default=0)
+    best: tuple[int, int] | None = None  # (node count, -depth)
     for depth in range(deepest, 0, -1):
-        if len(_fold(raw, depth).nodes) <= AUTO_FOLD_NODE_LIMIT:
-            return depth
-    return 1 if deepest else None
+        candidate = (len(_fold(raw, depth, _first_of_each_kind(raw, depth)).nodes), -depth)
+        best = candidate if best is None or candidate < best else best
+    if best is None or best[0] >= len(unfolded.nodes):
+        return None, frozenset()
+    depth = -best[1]
+    expanded: frozenset[str] = frozenset()
+    for call in _first_of_each_kind(raw, depth):
+        wider = expanded | {call}
+        if len(_fold(raw, depth, wider).nodes) <= EXPANDED_NODE_LIMIT:
+            expanded = wider
+    return depth, expanded
+
+
+def _first_of_each_kind(raw: list[RawNode], depth: int) -> list[str]:
+    """The first call of each distinct kind of block at ``depth``, in execution order."""
+    members: dict[str, list[RawNode]] = {}
+    types: dict[str, str] = {}
+    for node in raw:
+        key = _collapse_key(node.scope, depth)
+        if key is not None:
+            members.setdefault(key[0], []).append(node)
+            types[key[0]] = key[2]
+    seen: set[tuple[Any, ...]] = set()
+    first = []
+    for call, group in members.items():
+        # Geometry aside: a stride-2 variant of a block teaches nothing its stride-1 twin does not.
+        kind = (types[call], tuple(n.op_type for n in group))
+        if kind not in seen:
+            seen.add(kind)
+            first.append(call)
+    return first
 
 
 def _collapse_key(scope: Scope, depth: int) -> tuple[str, str, str] | None:
@@ -103,10 +147,10 @@ def _collapse_key(scope: Scope, depth: int) -> tuple[str, str, str] | None:
     return next((entry for entry in scope if _path_depth(entry[1]) >= depth), None)
 
 
-def _fold(raw: list[RawNode], depth: int) -> _Drawn:
-    """Collapse every container call at ``depth`` into one node, then merge runs of identical
-    consecutive blocks into one node marked ×N."""
-    blocks = _collapse(raw, depth)
+def _fold(raw: list[RawNode], depth: int, expanded: Iterable[str] = ()) -> _Drawn:
+    """Collapse the container calls at ``depth`` into one node each (all but those in
+    ``expanded``), then merge runs of identical consecutive blocks into one node marked ×N."""
+    blocks = _collapse(raw, depth, frozenset(expanded))
     return _merge_runs(blocks)
 
 
@@ -120,23 +164,25 @@ class _Block:
     inputs: list[str]
 
 
-def _collapse(raw: list[RawNode], depth: int) -> list[_Block]:
+def _collapse(raw: list[RawNode], depth: int, expanded: frozenset[str]) -> list[_Block]:
     owner: dict[str, str] = {}  # raw node id -> drawn node id
-    members: dict[str, list[RawNode]] = {}
     order: list[tuple[str, tuple[str, str, str] | None]] = []
+    grouped: dict[str, list[RawNode]] = {}
     for node in raw:
         key = _collapse_key(node.scope, depth)
+        if key is not None and key[0] in expanded:
+            key = None
         drawn_id = key[0] if key else node.id
         owner[node.id] = drawn_id
-        if drawn_id not in members:
-            members[drawn_id] = []
+        if drawn_id not in grouped:
+            grouped[drawn_id] = []
             order.append((drawn_id, key))
-        members[drawn_id].append(node)
+        grouped[drawn_id].append(node)
     # Members whose value is used outside their own block: a collapsed block's output is its last one.
     exported = {i for n in raw for i in n.inputs if owner[i] != owner[n.id]}
     blocks = []
     for drawn_id, key in order:
-        group = members[drawn_id]
+        group = grouped[drawn_id]
         inputs = dedup(owner[i] for n in group for i in n.inputs if owner[i] != drawn_id)
         if key is None:
             (node,) = group
@@ -148,14 +194,21 @@ def _collapse(raw: list[RawNode], depth: int) -> list[_Block]:
     return blocks
 
 
+def _signature(type_name: str, group: list[RawNode]) -> tuple[Any, ...]:
+    """What makes two blocks the same kind: their class, the op types and geometry of their
+    members, and how the members are wired; widths and shapes are left out, so blocks whose
+    channel count grows (DenseNet's) fold too."""
+    inside = {n.id for n in group}
+    position = {n.id: k for k, n in enumerate(group)}
+    wiring = tuple(sorted((position[i], position[n.id]) for n in group for i in n.inputs if i in inside))
+    return type_name, tuple((n.op_type, n.structure) for n in group), wiring
+
+
 def _collapsed_block(drawn_id: str, key: tuple[str, str, str], group: list[RawNode],
                      inputs: list[str], exported: set[str]) -> _Block:
     _, path, type_name = key
-    inside = {n.id for n in group}
     out = next((n for n in reversed(group) if n.id in exported), group[-1])
-    position = {n.id: k for k, n in enumerate(group)}
-    wiring = tuple(sorted((position[i], position[n.id]) for n in group for i in n.inputs if i in inside))
-    signature = (type_name, tuple((n.op_type, n.structure) for n in group), wiring, out.output_shape)
+    signature = _signature(type_name, group)
     scope = group[0].scope[: group[0].scope.index(key)]
     flow = FlowNode(drawn_id, path, type_name, path, out.output_shape,
                     sum(n.params for n in group), sum(n.macs for n in group), members=(path,))
@@ -163,11 +216,16 @@ def _collapsed_block(drawn_id: str, key: tuple[str, str, str], group: list[RawNo
 
 
 def _merge_runs(blocks: list[_Block]) -> _Drawn:
+    consumers: dict[str, set[str]] = {}
+    for block in blocks:
+        for src in block.inputs:
+            consumers.setdefault(src, set()).add(block.node.id)
     runs: list[list[_Block]] = []
     for block in blocks:
         last = runs[-1][-1] if runs else None
         if (last is not None and block.signature is not None and block.signature == last.signature
-                and block.scope == last.scope and last.node.id in block.inputs):
+                and block.scope == last.scope and last.node.id in block.inputs
+                and _keeps_every_edge(runs[-1], block, consumers)):
             runs[-1].append(block)
         else:
             runs.append([block])
@@ -183,6 +241,15 @@ def _merge_runs(blocks: list[_Block]) -> _Drawn:
         srcs = dedup(owner[i] for b in run for i in b.inputs if owner[i] != node.id)
         edges.extend((src, node.id) for src in srcs)
     return _Drawn(nodes, edges, scopes)
+
+
+def _keeps_every_edge(run: list[_Block], block: _Block, consumers: dict[str, set[str]]) -> bool:
+    """Merging must never hide an edge: whatever a member of the run feeds outside it, the new last
+    member must feed too, so the ×N node's edge stands for each member's (a DenseNet block's final
+    concat takes every layer's output)."""
+    inside = {b.node.id for b in run} | {block.node.id}
+    reached = consumers.get(block.node.id, set())
+    return all(consumers.get(b.node.id, set()) - inside <= reached for b in run)
 
 
 def _merged_node(run: list[_Block]) -> FlowNode:
@@ -203,7 +270,8 @@ def _edges_with_skips(nodes: tuple[FlowNode, ...], edges: list[tuple[str, str]])
 
 
 def _groups(drawn: _Drawn, group_depth: int, fold_depth: int | None) -> tuple[FlowGroup, ...]:
-    limit = group_depth if fold_depth is None else min(group_depth, fold_depth - 1)
+    # Folded: blocks at the fold depth that stay expanded get their own box.
+    limit = group_depth if fold_depth is None or group_depth == 0 else fold_depth
     members: dict[str, list[str]] = {}
     info: dict[str, tuple[str, str, str | None]] = {}
     for node in drawn.nodes:

@@ -76,6 +76,11 @@ class FxExtractor:
                 pending[node.name] = carried
             elif node.op != "call_module" and not holds_tensor(value):
                 sources[node.name] = []  # sizes, shapes, flags: metadata, not data flow
+            elif node.op != "call_module" and not inputs:
+                # Computed from parameters and constants only (ConvNeXt's gamma.reshape): not a step
+                # of the data flow; its parameters go to the first drawn node that uses the result.
+                sources[node.name] = []
+                pending[node.name] = carried
             else:
                 raw = self._drawn_node(gm, node, value, batch, ledger)
                 raw.params += ledger.claim(iter(carried))

@@ -40,6 +40,7 @@ class HookExtractor:
         self.call_counts: dict[str, int] = {}
         self.leaf_depth = 0
         self.ledger = ParamLedger()
+        self.carried: dict[int, list[torch.Tensor]] = {}  # parameter-only results -> their parameters
         self.batch = 0
 
     def run(self, example_input: torch.Tensor) -> list[RawNode]:
@@ -98,13 +99,31 @@ class HookExtractor:
         if self.leaf_depth or not holds_tensor(result):
             return
         inputs = self._sources((args, kwargs))
+        used = self._parameters_in((args, kwargs))
         if not inputs:
-            return  # computed from constants only: not part of the data flow
+            # Computed from parameters and constants only (a reshaped scale, a position embedding):
+            # not part of the data flow; the first op that uses the result counts the parameters.
+            for tensor in tree_flatten(result)[0]:
+                if isinstance(tensor, torch.Tensor):
+                    self.carried[id(tensor)] = used
+                    self.keepalive.append(tensor)
+            return
         op = op_name(func)
         node_id = self._call_key(op).replace("@", "_")
         self.nodes.append(RawNode(node_id, op, op, None, tuple(self.stack),
-                                   per_sample_shape(result, self.batch), 0, 0, inputs))
+                                  per_sample_shape(result, self.batch), self.ledger.claim(iter(used)),
+                                  0, inputs))
         self._produced(result, node_id)
+
+    def _parameters_in(self, value: Any) -> list[torch.Tensor]:
+        """Parameters an op reads directly or through a parameter-only op's result."""
+        found: list[torch.Tensor] = []
+        for tensor in tree_flatten(value)[0]:
+            if isinstance(tensor, nn.Parameter):
+                found.append(tensor)
+            elif isinstance(tensor, torch.Tensor):
+                found += self.carried.get(id(tensor), [])
+        return found
 
     def _sources(self, value: Any) -> list[str]:
         leaves = tree_flatten(value)[0]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from ..flow_model import NodeHealth
+from ..flow_model import FlowGraph, NodeHealth
 from ..flow_svg import render_flow_svg
 from ..graph import extract_graph
 from ..report_model import Figure, FlowSection, LayerStats, ParamStats
@@ -41,16 +41,54 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
                  params: Sequence[ParamStats], anchors: Anchors, *, direction: str, fold: str,
                  group_depth: int) -> FlowSection:
     graph = extract_graph(model, example_input, group_depth=group_depth, fold=fold)
+    health = with_folded_health(graph, node_health(layers, params))
+    links = _folded_links(graph, [row.module_path for row in layers], anchors)
 
     def href(module_path: str) -> str | None:
-        anchor = anchors.lookup("act", module_path) or anchors.lookup("grad", f"{module_path}.weight")
+        anchor = (anchors.lookup("act", module_path) or anchors.lookup("grad", f"{module_path}.weight")
+                  or links.get(module_path))
         return f"#{anchor}" if anchor else None
 
-    svg = render_flow_svg(graph, direction=direction, health=node_health(layers, params), href=href)
+    svg = render_flow_svg(graph, direction=direction, health=health, href=href)
     diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8"),
                      "Data-flow diagram of the network from input to logits", inline=True)
     return FlowSection(graph.method, direction, graph.fold_depth is not None, graph, graph.layers,
                        graph.total_params, graph.total_macs, diagram, print_pages(svg))
+
+
+def _inside(path: str, blocks: Sequence[str]) -> bool:
+    return any(path == block or path.startswith(block + ".") for block in blocks)
+
+
+def with_folded_health(graph: FlowGraph, health: Mapping[str, NodeHealth]) -> dict[str, NodeHealth]:
+    """``health`` plus, for each folded node (keyed by its module path), the worst health of the
+    layers inside all of its blocks, so a ×N node shows a failing member instead of "unknown"."""
+    rank = {"ok": 0, "warn": 1, "fail": 2}
+    combined = dict(health)
+    for node in graph.nodes:
+        if not node.members or node.module_path is None:
+            continue
+        inside = [(path, h) for path, h in health.items() if _inside(path, node.members)]
+        if not inside:
+            continue
+        worst_path, worst = max(inside, key=lambda item: rank.get(item[1].level, -1))
+        note = f"worst of {len(inside)} layers: {worst_path}" + (f" ({worst.note})" if worst.note else "")
+        combined[node.module_path] = NodeHealth(worst.level, note)
+    return combined
+
+
+def _folded_links(graph: FlowGraph, layer_paths: Sequence[str], anchors: Anchors) -> dict[str, str]:
+    """A folded node links to the first of its layers that has rows below."""
+    links: dict[str, str] = {}
+    for node in graph.nodes:
+        if not node.members or node.module_path is None:
+            continue
+        for path in layer_paths:
+            anchor = anchors.lookup("act", path) if _inside(path, node.members) else None
+            if anchor:
+                links[node.module_path] = anchor
+                break
+    return links
 
 
 # A4 content height at 96 px per inch is about 940 px; a window that tall, drawn at the diagram's own
