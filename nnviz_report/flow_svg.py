@@ -108,11 +108,17 @@ class _NodeText:
     detail: str
 
     @staticmethod
-    def of(node: FlowNode) -> _NodeText:
+    def of(node: FlowNode, within: str = "") -> _NodeText:
+        """``within``: the label of the innermost group box around the node; the title drops that
+        prefix (``branch1.conv`` inside ``inception3a``), the tooltip keeps the full path."""
         detail = _shape_text(node.output_shape)
         if node.params:
             detail += f" · {_compact_count(node.params)} params"
-        return _NodeText(node.label, f"×{node.repeat}" if node.repeat > 1 else "", node.op_type, detail)
+        title = node.label
+        rest = title[len(within) + 1:] if within and title.startswith(within + ".") else ""
+        if rest and not rest[0].isdigit():  # "1–2" or "0" alone would say too little
+            title = rest
+        return _NodeText(title, f"×{node.repeat}" if node.repeat > 1 else "", node.op_type, detail)
 
     def width(self) -> float:
         title = _text_width(self.title, _TITLE_PX, bold=True)
@@ -208,8 +214,10 @@ class _Layout:
         return {k: frozenset(v) for k, v in found.items()}
 
     def _measure_nodes(self) -> None:
+        labels = {g.id: g.label for g in self.graph.groups}
         for index, node in enumerate(self.graph.nodes):
-            text = _NodeText.of(node)
+            within = max((labels[g] for g in self.groups_of[node.id]), key=len, default="")
+            text = _NodeText.of(node, within)
             w = text.width()
             rank_size, cross_size = (w, _NODE_H) if self.horizontal else (_NODE_H, w)
             self.placed[node.id] = _PlacedNode(node, text, self.ranks[node.id], index, rank_size,

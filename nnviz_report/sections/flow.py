@@ -91,34 +91,68 @@ def _folded_links(graph: FlowGraph, layer_paths: Sequence[str], anchors: Anchors
     return links
 
 
-# A4 content height at 96 px per inch is about 940 px; a window that tall, drawn at the diagram's own
-# scale, keeps every label at its screen size. The first window shares its page with the section's
-# heading and introduction, so it is shorter. Windows overlap by more than a node's height so that
-# every node is whole on at least one page.
-PAGE_WINDOW = 860
+# A4 content at 96 px per inch is about 688 px wide and 986 px high; a page-high window leaves room
+# for its caption. The first window shares its page with the section's heading and introduction, so it
+# is shorter. A diagram at most FITS_ONE_PAGE high is drawn once, scaled by the print CSS.
+PAGE_WIDTH = 688
+PAGE_WINDOW = 900
 FIRST_PAGE_WINDOW = 640
-PAGE_OVERLAP = 70
+FITS_ONE_PAGE = 1075
+MAX_PRINT_PAGES = 3
+# Room kept around each node at a cut, and for the second card behind a folded (×N) node.
+_NODE_CLEARANCE = 4.0
+
+_SVG_SIZE = re.compile(r'<svg [^>]*?width="([\d.]+)" height="([\d.]+)" viewBox="0 0 [\d.]+ [\d.]+"')
+_TRANSLATE = re.compile(r'<g transform="translate\((-?[\d.]+),(-?[\d.]+)\)">')
+_NODE_RECT = re.compile(r'<g class="node"[^>]*>(?:<a [^>]*>)?<title>[^<]*</title>'
+                        r'<rect x="-?[\d.]+" y="(-?[\d.]+)" width="[\d.]+" height="([\d.]+)"')
 
 
 def print_pages(svg: str) -> tuple[Figure, ...]:
-    """A tall diagram cannot continue onto the next PDF page, and scaled to one page its labels
-    become unreadable, so the PDF shows it in windows: the same SVG with successive viewBoxes."""
-    match = re.match(r'<svg [^>]*?width="([\d.]+)" height="([\d.]+)" viewBox="0 0 [\d.]+ [\d.]+"', svg)
-    if match is None:
+    """A tall diagram cannot continue onto the next PDF page, so the PDF shows it in windows: the
+    same SVG with successive viewBoxes, cut only between nodes, scaled to the page width and, where
+    needed, further so that it takes at most ``MAX_PRINT_PAGES`` pages. It stays vector: a PDF
+    viewer's zoom brings back every label."""
+    size, shift = _SVG_SIZE.match(svg), _TRANSLATE.search(svg)
+    if size is None or shift is None:
         return ()
-    width, height = float(match.group(1)), float(match.group(2))
-    if height <= PAGE_WINDOW * 1.25:
+    width, height = float(size.group(1)), float(size.group(2))
+    if height <= FITS_ONE_PAGE:
         return ()
+    dy = float(shift.group(2))
+    nodes = sorted((float(y) + dy, float(y) + dy + float(h)) for y, h in _NODE_RECT.findall(svg))
+    scale = min(1.0, PAGE_WIDTH / width)
+    windows = print_windows(height, nodes, scale)
+    while len(windows) > MAX_PRINT_PAGES:
+        scale *= 0.92
+        windows = print_windows(height, nodes, scale)
     pages: list[Figure] = []
-    top = 0.0
-    while top < height:
-        window = min(PAGE_WINDOW if pages else FIRST_PAGE_WINDOW, height - top)
+    for top, bottom in windows:
+        window = bottom - top
         header = f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" ' \
-                 f'width="{width:g}" height="{window:g}" viewBox="0 {top:g} {width:g} {window:g}"'
-        page = header + svg[match.end():]
+                 f'width="{width * scale:.1f}" height="{window * scale:.1f}" viewBox="0 {top:g} {width:g} {window:g}"'
+        page = header + svg[size.end():]
         pages.append(Figure(f"flow-page-{len(pages) + 1}", "image/svg+xml", page.encode("utf-8"),
                             f"Data-flow diagram, part {len(pages) + 1}", inline=True))
-        if top + window >= height:
-            break
-        top += window - PAGE_OVERLAP
     return tuple(pages)
+
+
+def print_windows(height: float, nodes: Sequence[tuple[float, float]], scale: float) -> list[tuple[float, float]]:
+    """Consecutive (top, bottom) windows covering ``[0, height]`` in diagram units, each at most a
+    page high once scaled, each cut in a gap between node boxes so that no node is split."""
+    windows: list[tuple[float, float]] = []
+    top = 0.0
+    while top < height:
+        limit = top + (FIRST_PAGE_WINDOW if not windows else PAGE_WINDOW) / scale
+        if limit >= height:
+            windows.append((top, height))
+            break
+        cut = limit
+        for y0, y1 in reversed(nodes):  # bottom-up: move the cut above any node it would split
+            if y0 - _NODE_CLEARANCE < cut < y1 + _NODE_CLEARANCE:
+                cut = y0 - _NODE_CLEARANCE
+        if cut <= top:  # a node taller than a page: cannot happen with fixed-height nodes; cut anyway
+            cut = limit
+        windows.append((top, cut))
+        top = cut
+    return windows
