@@ -126,8 +126,9 @@ def _first_of_each_kind(raw: list[RawNode], depth: int) -> list[str]:
     """The first call of each distinct kind of block at ``depth``, in execution order."""
     members: dict[str, list[RawNode]] = {}
     types: dict[str, str] = {}
+    parents = _parents(raw)
     for node in raw:
-        key = _collapse_key(node.scope, depth)
+        key = _collapse_key(node.scope, depth, parents)
         if key is not None:
             members.setdefault(key[0], []).append(node)
             types[key[0]] = key[2]
@@ -142,9 +143,19 @@ def _first_of_each_kind(raw: list[RawNode], depth: int) -> list[str]:
     return first
 
 
-def _collapse_key(scope: Scope, depth: int) -> tuple[str, str, str] | None:
-    """The container call at ``depth`` (or the shallowest deeper one) that swallows a node."""
-    return next((entry for entry in scope if _path_depth(entry[1]) >= depth), None)
+def _parents(raw: list[RawNode]) -> set[str]:
+    """Container calls that hold other containers."""
+    return {entry[0] for n in raw for entry in n.scope[:-1]}
+
+
+def _collapse_key(scope: Scope, depth: int, parents: set[str]) -> tuple[str, str, str] | None:
+    """The container call at ``depth`` (or the shallowest deeper one) that swallows a node; or,
+    when there is none, the innermost container if it is below the top level and holds layers only
+    (DenseNet's transitions between dense blocks at depth 3), so that it folds like a block."""
+    found = next((entry for entry in scope if _path_depth(entry[1]) >= depth), None)
+    if found is None and len(scope) > 1 and scope[-1][0] not in parents:
+        return scope[-1]
+    return found
 
 
 def _fold(raw: list[RawNode], depth: int, expanded: Iterable[str] = ()) -> _Drawn:
@@ -168,8 +179,9 @@ def _collapse(raw: list[RawNode], depth: int, expanded: frozenset[str]) -> list[
     owner: dict[str, str] = {}  # raw node id -> drawn node id
     order: list[tuple[str, tuple[str, str, str] | None]] = []
     grouped: dict[str, list[RawNode]] = {}
+    parents = _parents(raw)
     for node in raw:
-        key = _collapse_key(node.scope, depth)
+        key = _collapse_key(node.scope, depth, parents)
         if key is not None and key[0] in expanded:
             key = None
         drawn_id = key[0] if key else node.id
