@@ -484,7 +484,7 @@ class _Drawing:
             f'width="{_num(width)}" height="{_num(height)}" viewBox="0 0 {_num(width)} {_num(height)}" '
             f'font-family={_attr(FONT_FAMILY)} role="img">',
             f"<title>{_text('Data flow: ' + self.layout.graph.method)}</title>",
-            f'<rect x="0" y="0" width="{_num(width)}" height="{_num(height)}" fill="#ffffff"/>',
+            f'<rect class="flow-bg" x="0" y="0" width="{_num(width)}" height="{_num(height)}" fill="#ffffff"/>',
             f'<g transform="translate({_num(dx)},{_num(dy)})">',
         ]
         parts += self._groups()
@@ -526,8 +526,9 @@ class _Drawing:
             colour = _SKIP_COLOUR if route.skip else _EDGE_COLOUR
             dash = ' stroke-dasharray="5 3"' if route.skip else ""
             path = _path_data(route.points, route.heading)
-            out.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.4"{dash}/>')
-            out.append(_arrow_head(route.points[-1], route.heading, colour))
+            kind = "skip" if route.skip else "edge"
+            out.append(f'<path class="{kind}" d="{path}" fill="none" stroke="{colour}" stroke-width="1.4"{dash}/>')
+            out.append(_arrow_head(route.points[-1], route.heading, colour, kind))
         return out
 
     def _nodes(self) -> list[str]:
@@ -587,7 +588,7 @@ class _Drawing:
 def _node_colours(node: FlowNode) -> tuple[str, str]:
     if node.op_type in ("input", "output"):
         return "#eceff1", "#78909c"
-    if node.repeat > 1:
+    if node.members:  # a collapsed block, folded ×N or not
         return "#fff3e0", "#ef6c00"
     if node.module_path is None:
         return "#f3e5f5", "#8e24aa"
@@ -633,11 +634,11 @@ def _toward(bx: float, by: float, ax: float, ay: float, r: float) -> tuple[float
     return bx + (ax - bx) * r / d, by + (ay - by) * r / d
 
 
-def _arrow_head(tip: tuple[float, float], heading: tuple[float, float], colour: str) -> str:
+def _arrow_head(tip: tuple[float, float], heading: tuple[float, float], colour: str, kind: str) -> str:
     x, y = tip
     hx, hy = heading
     back_x, back_y = x - hx * 7, y - hy * 7
     side_x, side_y = -hy * 3.5, hx * 3.5
     points = f"{_num(x)},{_num(y)} {_num(back_x + side_x)},{_num(back_y + side_y)} " \
              f"{_num(back_x - side_x)},{_num(back_y - side_y)}"
-    return f'<polygon points="{points}" fill="{colour}"/>'
+    return f'<polygon class="{kind}" points="{points}" fill="{colour}"/>'
