@@ -126,7 +126,8 @@ def test_a_six_way_fan_out_is_centred_under_its_parent():
     assert branches[2] - branches[0] == pytest.approx(branches[5] - branches[3], abs=25)
 
 
-@pytest.mark.parametrize("name", ["SixWayFanOut", "DenseChain", "TwinsWithSideExit", "resnet20", "googlenet"])
+@pytest.mark.parametrize("name", ["SixWayFanOut", "DenseChain", "TwinsWithSideExit", "SideBySideBlocks", "resnet20",
+                                  "googlenet"])
 @pytest.mark.parametrize("direction", ["TB", "LR"])
 def test_no_node_box_overlaps_another_and_sibling_groups_stay_apart(name, direction):
     graph = graph_of(name)
