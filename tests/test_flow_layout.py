@@ -14,8 +14,9 @@ import torch
 import torchvision
 from torch import nn
 
+from nnviz_report.flow_layout import Layout
 from nnviz_report.flow_model import FlowGraph, NodeHealth
-from nnviz_report.flow_svg import HEALTH_COLOURS, _Layout, render_flow_svg
+from nnviz_report.flow_svg import HEALTH_COLOURS, render_flow_svg
 from nnviz_report.graph import extract_graph
 from nnviz_report.sections.flow import MAX_PRINT_PAGES, PAGE_WIDTH, PAGE_WINDOW, print_pages, with_folded_health
 from nnviz_report.zoo import lenet, resnet20
@@ -117,7 +118,7 @@ def test_layer_table_names_each_blocks_add_apart():
 
 
 def test_a_six_way_fan_out_is_centred_under_its_parent():
-    layout = _Layout(graph_of("SixWayFanOut"), horizontal=False)
+    layout = Layout(graph_of("SixWayFanOut"), horizontal=False)
     stem = layout.placed["stem"].cross_center
     branches = sorted(p.cross_center for p in layout.placed.values() if p.node.label.startswith("branches."))
     assert len(branches) == 6
@@ -131,7 +132,7 @@ def test_a_six_way_fan_out_is_centred_under_its_parent():
 @pytest.mark.parametrize("direction", ["TB", "LR"])
 def test_no_node_box_overlaps_another_and_sibling_groups_stay_apart(name, direction):
     graph = graph_of(name)
-    layout = _Layout(graph, horizontal=direction == "LR")
+    layout = Layout(graph, horizontal=direction == "LR")
     boxes = [layout.node_box(p) for p in layout.placed.values()]
     assert not any(boxes_overlap(a, b) for a, b in itertools.combinations(boxes, 2))
     for a, b in itertools.combinations(graph.groups, 2):

@@ -15,8 +15,9 @@ import torchvision
 from torch import nn
 
 from nnviz_report.errors import ConfigError
+from nnviz_report.flow_layout import Box, Layout
 from nnviz_report.flow_model import FlowGraph, FlowNode, LayerRow, NodeHealth, layer_table
-from nnviz_report.flow_svg import HEALTH_COLOURS, _Layout, render_flow_svg
+from nnviz_report.flow_svg import HEALTH_COLOURS, render_flow_svg
 from nnviz_report.graph import extract_graph
 from nnviz_report.graph.assembly import EXPANDED_NODE_LIMIT
 from nnviz_report.graph.fx_extract import FxExtractor
@@ -334,16 +335,14 @@ def _overlaps(a, b, slack: float = 0.0) -> bool:
 
 
 def _segment_box(p, q):
-    from nnviz_report.flow_svg import _Box
-
-    return _Box(min(p[0], q[0]), min(p[1], q[1]), abs(p[0] - q[0]), abs(p[1] - q[1]))
+    return Box(min(p[0], q[0]), min(p[1], q[1]), abs(p[0] - q[0]), abs(p[1] - q[1]))
 
 
 @pytest.mark.parametrize("direction", ["TB", "LR"])
 @pytest.mark.parametrize("factory", [resnet20, fixtures.BranchConcat, fixtures.Stage])
 def test_layout_has_no_overlapping_nodes_and_no_bypass_through_a_node(direction, factory):
     graph = resnet20_graph() if factory is resnet20 else graph_of(factory())
-    layout = _Layout(graph, horizontal=direction == "LR")
+    layout = Layout(graph, horizontal=direction == "LR")
     boxes = {node_id: layout.node_box(p) for node_id, p in layout.placed.items()}
     items = list(boxes.values())
     assert not any(_overlaps(a, b) for i, a in enumerate(items) for b in items[i + 1:])
@@ -357,13 +356,14 @@ def test_layout_has_no_overlapping_nodes_and_no_bypass_through_a_node(direction,
 
 def test_group_labels_stay_clear_of_nodes():
     graph = resnet20_graph()
-    layout = _Layout(graph, horizontal=False)
+    layout = Layout(graph, horizontal=False)
     nodes = [layout.node_box(p) for p in layout.placed.values()]
     for box in layout.group_boxes.values():
         band = type(box)(box.x, box.y, box.w, 20)
         assert not any(_overlaps(band, n) for n in nodes)
 
 
-def test_flow_svg_does_not_import_torch():
-    code = "import sys, nnviz_report.flow_svg; sys.exit('torch' in sys.modules)"
+def test_flow_data_and_drawing_import_neither_torch_nor_extraction():
+    code = ("import sys, nnviz_report.flow_svg, nnviz_report.report_model; "
+            "sys.exit('torch' in sys.modules or 'nnviz_report.graph' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
