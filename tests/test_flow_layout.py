@@ -18,7 +18,15 @@ from nnviz_report.flow_layout import Layout
 from nnviz_report.flow_model import FlowGraph, NodeHealth
 from nnviz_report.flow_svg import HEALTH_COLOURS, render_flow_svg
 from nnviz_report.graph import extract_graph
-from nnviz_report.sections.flow import MAX_PRINT_PAGES, PAGE_WIDTH, PAGE_WINDOW, print_pages, with_folded_health
+from nnviz_report.sections.anchors import Anchors
+from nnviz_report.sections.flow import (
+    MAX_PRINT_PAGES,
+    PAGE_WIDTH,
+    PAGE_WINDOW,
+    folded_links,
+    print_pages,
+    with_folded_health,
+)
 from nnviz_report.zoo import lenet, resnet20
 from tests.fixtures import graph_models as fixtures
 
@@ -166,6 +174,16 @@ def test_folded_nodes_carry_the_worst_health_of_their_members():
     fills = re.findall(r'<circle [^>]*fill="(#[0-9a-f]{6})"', svg)
     assert fills.count(HEALTH_COLOURS["fail"]) == 1 and fills.count(HEALTH_COLOURS["warn"]) == 1
     assert HEALTH_COLOURS["unknown"] not in fills
+
+
+def test_folded_nodes_link_to_the_first_of_their_layers_with_rows():
+    graph = graph_of("resnet20")
+    anchors = Anchors()
+    rows = ["layer1.1.relu1", "layer1.1.relu2", "layer1.2.relu1", "layer3.1.relu1"]
+    for path in rows:
+        anchors("act", path)
+    links = folded_links(graph, ["conv1", *rows], anchors)
+    assert links == {"layer1.1": "act-layer1.1.relu1", "layer3.1": "act-layer3.1.relu1"}
 
 
 # --- sizes -----------------------------------------------------------------------------------------

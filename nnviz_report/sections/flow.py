@@ -42,7 +42,7 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
                  group_depth: int) -> FlowSection:
     graph = extract_graph(model, example_input, group_depth=group_depth, fold=fold)
     health = with_folded_health(graph, node_health(layers, params))
-    links = _folded_links(graph, [row.module_path for row in layers], anchors)
+    links = folded_links(graph, [row.module_path for row in layers], anchors)
 
     def href(module_path: str) -> str | None:
         anchor = (anchors.lookup("act", module_path) or anchors.lookup("grad", f"{module_path}.weight")
@@ -77,7 +77,7 @@ def with_folded_health(graph: FlowGraph, health: Mapping[str, NodeHealth]) -> di
     return combined
 
 
-def _folded_links(graph: FlowGraph, layer_paths: Sequence[str], anchors: Anchors) -> dict[str, str]:
+def folded_links(graph: FlowGraph, layer_paths: Sequence[str], anchors: Anchors) -> dict[str, str]:
     """A folded node links to the first of its layers that has rows below."""
     links: dict[str, str] = {}
     for node in graph.nodes:
