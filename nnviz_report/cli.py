@@ -69,7 +69,9 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         "--gradcam-layer", metavar="NAME", help="layer for Grad-CAM (default: last conv with ≥ 4×4 output)"
     )
     parser.add_argument("--graph-direction", choices=["TB", "LR"], default="TB")
-    parser.add_argument("--graph-fold", choices=["auto", "always", "never"], default="auto")
+    parser.add_argument("--graph-fold", choices=["auto", "always", "never"], default="auto",
+                        help="flow diagram: auto draws the first block of each kind in full and folds the rest "
+                             "(default); always folds every block at --graph-depth; never folds")
     parser.add_argument(
         "--graph-depth", type=int, default=2, metavar="N", help="container depth grouped in the flow diagram"
     )

@@ -27,10 +27,12 @@ def extract_graph(
     """The data-flow graph of ``model`` on ``example_input`` (a real batch).
 
     ``group_depth``: containers this many levels deep (``layer1`` is 1, ``layer1.0`` is 2) or
-    shallower are drawn as groups. ``fold``: "never" keeps every node; "always" collapses the
-    containers at ``group_depth`` into single nodes and folds identical consecutive ones into one node
-    marked ×N; "auto" does so only when the unfolded graph has more than ``AUTO_FOLD_NODE_LIMIT``
-    nodes, choosing the deepest depth that brings it under the limit.
+    shallower are drawn as groups (when folded: down to the fold depth, so that an expanded block has
+    its box). ``fold``: "never" keeps every node; "always" collapses the containers at
+    ``group_depth`` into single nodes and folds identical consecutive ones (same structure and op
+    types, whatever their widths) into one node marked ×N; "auto" picks the depth whose folding
+    leaves the fewest nodes and keeps the first block of each kind expanded while the diagram stays
+    within ``assembly.EXPANDED_NODE_LIMIT`` nodes; it does not fold when folding saves nothing.
     """
     if fold not in FOLD_MODES:
         raise ConfigError(f"fold must be one of {', '.join(FOLD_MODES)}, got {fold!r}")
