@@ -18,7 +18,6 @@ from .errors import ConfigError
 from .report_model import Finding, LayerStats, ParamStats
 
 # Layers whose zeros mean "switched off": dead channels are judged only after these.
-RECTIFIERS = {"ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "Hardtanh", "CELU", "ELU"}
 SEVERITY_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
@@ -180,7 +179,7 @@ def _non_finite(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> l
 def _dead_channels(layers: Sequence[LayerStats], t: Thresholds) -> list[Finding]:
     found = []
     for layer in layers:
-        if layer.type not in RECTIFIERS or not layer.channels:
+        if layer.dead_channels is None or not layer.channels:  # counted only after rectifiers
             continue
         fraction = layer.dead_fraction
         severity = "fail" if fraction > t.dead_channels_fail else "warn" if fraction > t.dead_channels_warn else None

@@ -91,13 +91,17 @@ class LayerStats:
     anchor: str
     type: str
     output_shape: tuple[int, ...]
+    layout: str  # "feature-map" (N, C, H, W) | "tokens" (N, T, D), channel = D | "channels-first-sequence"
+    # (N, C, L) | "vector" (N, D) | "generic" | "not-batch-first" (axis 0 is not the sample: no per-sample analyses)
+    layout_note: str  # the axes in words and how one sample is pooled into one vector
     mean: float
     std: float
     min: float
     max: float
     zero_fraction: float
-    dead_channels: int
-    channels: int
+    dead_channels: int | None  # units never positive on any sample and position; counted only after
+    # rectifiers (ReLU, ReLU6, LeakyReLU, PReLU, RReLU, ELU, CELU, SELU), null for every other layer
+    channels: int  # units along the layout's channel axis (D for tokens); 0 when it has none
     saturation: float | None
     nonfinite: int
     histogram: HistogramData
@@ -108,7 +112,7 @@ class LayerStats:
 
     @property
     def dead_fraction(self) -> float:
-        return self.dead_channels / self.channels if self.channels else 0.0
+        return self.dead_channels / self.channels if self.channels and self.dead_channels is not None else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +283,7 @@ class LayerSeparability:
     layer: str
     anchor: str | None  # the layer's row in the Activations table
     features: int  # width of the pooled feature vector
+    pooling: str  # how one sample's output became that vector (channel means, class token, token mean)
     ncm_accuracy: float | None  # nearest-class-mean accuracy on held-out halves; None: too few samples
     fisher_ratio: float | None
 

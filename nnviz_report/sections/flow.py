@@ -37,7 +37,7 @@ def node_health(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> d
     for row in layers:
         path = row.module_path
         level[path] = max(level.get(path, "pass"), row.severity, key=rank.__getitem__)
-        if row.channels and row.type in {"ReLU", "ReLU6", "LeakyReLU"}:
+        if row.channels and row.dead_channels is not None:  # counted only after rectifiers
             notes.setdefault(path, []).append(f"dead channels {row.dead_fraction:.0%}")
     for p in params:
         path = p.module_path
@@ -84,7 +84,7 @@ def print_pages(svg: str) -> tuple[Figure, ...]:
     width, height = float(match.group(1)), float(match.group(2))
     if height <= PAGE_WINDOW * 1.25:
         return ()
-    pages = []
+    pages: list[Figure] = []
     top = 0.0
     while top < height:
         window = min(PAGE_WINDOW if pages else FIRST_PAGE_WINDOW, height - top)
