@@ -336,8 +336,12 @@ class SaliencySection:
     gradcam_resolution: tuple[int, int] | None
     gradcam_source: str  # "auto" or "settings"
     note: str  # why Grad-CAM (or all saliency) was not possible; "" when it ran
-    mask_fraction: float
+    mask_fraction: float  # fraction of pixels the deletion check sets to the dataset mean; the most salient
+    # first, ties broken by pixel index (row-major); baseline: as many pixels drawn once by numpy's
+    # default_rng(0), the same pixels for every map
     samples: tuple[SaliencySample, ...]
+    gradcam_reshape: str  # how a token layer's output became maps ("" for feature maps): prefix tokens
+    # dropped, patch tokens reshaped to their grid, channels first (pytorch-grad-cam's reshape_transform)
 
 
 # ---- Compare section -------------------------------------------------------------------------
