@@ -9,8 +9,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..capture import preserved_model
 from ..flow_svg import NodeHealth, render_flow_svg
 from ..graph import FlowGraph, LayerRow, extract_graph
+from ..macs import COUNTED, attribute, count_macs
 from ..report_model import Figure, LayerStats, ParamStats
 from .anchors import Anchors
 
@@ -23,7 +25,8 @@ class FlowSection:
     graph: FlowGraph
     layers: tuple[LayerRow, ...]
     total_params: int
-    total_macs: int
+    total_macs: int  # multiply-adds for one image: the sum of the layer rows
+    macs_counted: str  # what the multiply-adds count (dispatch-level: every conv, matmul and attention product)
     diagram: Figure
     print_pages: tuple[Figure, ...]  # the diagram cut into page-high windows for the PDF; () when it fits one page
 
@@ -54,6 +57,7 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
                  params: Sequence[ParamStats], anchors: Anchors, *, direction: str, fold: str,
                  group_depth: int) -> FlowSection:
     graph = extract_graph(model, example_input, group_depth=group_depth, fold=fold)
+    graph, macs_counted = with_dispatch_macs(graph, model, example_input)
 
     def href(module_path: str) -> str | None:
         anchor = anchors.lookup("act", module_path) or anchors.lookup("grad", f"{module_path}.weight")
@@ -63,7 +67,41 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
     diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8"),
                      "Data-flow diagram of the network from input to logits", inline=True)
     return FlowSection(graph.method, direction, graph.fold_depth is not None, graph, graph.layers,
-                       graph.total_params, graph.total_macs, diagram, print_pages(svg))
+                       graph.total_params, graph.total_macs, macs_counted, diagram, print_pages(svg))
+
+
+def with_dispatch_macs(graph: FlowGraph, model: nn.Module, example_input: torch.Tensor) -> tuple[FlowGraph, str]:
+    """The graph with multiply-adds counted at dispatch level (see ``macs``) in its rows, nodes and
+    total, and what was counted; the graph's own per-layer estimate where counting fails."""
+    try:
+        with preserved_model(model, example_input.device):
+            count = count_macs(model, example_input)
+    except Exception as error:  # a model the counter cannot run (TorchScript) keeps the graph's estimate
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
+        return graph, f"convolution and linear weights only (dispatch-level counting failed: {reason})"
+    paths = {name for name, _ in model.named_modules()}
+    counted = attribute([(row.name, row.output_shape) for row in graph.layers], count, paths)
+    rows, position = [], 0
+    for entry in counted:
+        if entry.extra:
+            rows.append(LayerRow(entry.name, "matmuls in its code", None, 0, entry.macs))
+        else:
+            rows.append(dataclasses.replace(graph.layers[position], macs=entry.macs))
+            position += 1
+    by_name: dict[str, int] = {}
+    for row in rows:  # a module called twice has two rows; its node stands for both calls
+        by_name[row.name] = by_name.get(row.name, 0) + row.macs
+    nodes = tuple(dataclasses.replace(node, macs=_node_macs(node.module_path, node.members, count.inclusive, by_name))
+                  for node in graph.nodes)
+    total = sum(row.macs for row in rows)
+    return dataclasses.replace(graph, layers=tuple(rows), nodes=nodes, total_macs=total), COUNTED
+
+
+def _node_macs(path: str | None, members: tuple[str, ...], inclusive: dict[str, int], rows: dict[str, int]) -> int:
+    """A folded node holds whole blocks (their inclusive count); a layer node its row's."""
+    if members:
+        return sum(inclusive.get(m, 0) for m in members)
+    return rows.get(path, 0) if path is not None else 0
 
 
 # A4 content height at 96 px per inch is about 940 px; a window that tall, drawn at the diagram's own
