@@ -105,7 +105,8 @@ class LayerStats:
     saturation: float | None
     nonfinite: int
     histogram: HistogramData
-    grad_rms: float | None  # root mean square of d(mean loss)/d(output), per element
+    grad_rms: float | None  # root mean square over the output's elements of d(loss)/d(output), where loss is the
+    # cross-entropy on the true labels averaged over all N images of the sample: it scales as 1/N, not per image
     grad_max_abs: float | None
     grad_nonfinite: int
     severity: str  # worst finding on this layer: "pass" | "warn" | "fail"
@@ -258,7 +259,10 @@ class WeightRow:
     spectral_norm: float
     stable_rank: float
     near_zero_fraction: float  # |w| < 1e-3 · max|w|
-    alpha: float | None  # power-law exponent of the eigenvalue spectrum of WᵀW; None when not fitted
+    alpha: float | None  # power-law exponent of the tail of the eigenvalue spectrum of WᵀW: continuous MLE
+    # 1 + n / Σ ln(λ/xmin), xmin minimising the two-sided KS distance over tails of ≥ 10 eigenvalues; null
+    # below 50 non-zero eigenvalues. Convolutions are one (out, in·k·k) matrix, not WeightWatcher's default
+    # pooled per-kernel-position (out, in) slices, so α differs from WeightWatcher's for convolutions
     alpha_xmin: float | None
     alpha_ks_distance: float | None  # fit quality: Kolmogorov–Smirnov distance of the tail
     alpha_tail: int
@@ -315,8 +319,10 @@ class SlicesSection:
 class SaliencyMapResult:
     kind: str  # "input-gradient" | "grad-cam-predicted" | "grad-cam-true"
     target: int  # class whose logit the map explains
-    salient_drop: float  # drop in that class's probability with the most salient pixels masked
-    random_drop: float  # the same with as many random pixels masked
+    salient_drop: float  # drop in that class's probability with the most salient pixels set to the dataset
+    # mean (0 after normalisation), all channels; equal saliency ranked by pixel index (row-major)
+    random_drop: float  # the same with as many pixels drawn by numpy default_rng(0): one fixed draw, the same
+    # pixels for every map and sample (a single baseline, not an average over draws)
     image: Figure
     cam: tuple[tuple[float, ...], ...] | None  # Grad-CAM at the layer's resolution, unnormalised
 
