@@ -129,7 +129,7 @@ def _non_finite(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> l
                 Finding(
                     "non-finite",
                     "fail",
-                    p.module_path,
+                    p.module_path or p.name,  # a root-level parameter (cls_token) names itself
                     float(p.nonfinite_weights),
                     "0",
                     f"{p.name} holds {p.nonfinite_weights} NaN or infinite weights.",
@@ -141,7 +141,7 @@ def _non_finite(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> l
                 Finding(
                     "non-finite",
                     "fail",
-                    p.module_path,
+                    p.module_path or p.name,  # a root-level parameter (cls_token) names itself
                     float(p.nonfinite_grads),
                     "0",
                     f"The gradient of {p.name} has {p.nonfinite_grads} NaN or infinite entries.",
@@ -217,7 +217,7 @@ def _gradient_ratios(params: Sequence[ParamStats], t: Thresholds) -> list[Findin
                 Finding(
                     "vanishing-gradient",
                     "warn",
-                    p.module_path,
+                    p.module_path or p.name,  # a root-level parameter (cls_token) names itself
                     p.ratio,
                     f"≥ {t.grad_ratio_low:g}",
                     f"The gradient of {p.name} is {p.ratio:.2g} of its weight norm: this layer barely learns.",
@@ -229,7 +229,7 @@ def _gradient_ratios(params: Sequence[ParamStats], t: Thresholds) -> list[Findin
                 Finding(
                     "exploding-gradient",
                     "warn",
-                    p.module_path,
+                    p.module_path or p.name,  # a root-level parameter (cls_token) names itself
                     p.ratio,
                     f"≤ {t.grad_ratio_high:g}",
                     f"The gradient of {p.name} is {p.ratio:.2g} times its weight norm: one step could "
