@@ -151,6 +151,7 @@ class FeatureGrid:
     channels: int
     spatial: tuple[int, int]
     images: tuple[Figure, ...]  # one per showcase sample
+    layout: str  # "feature-map", or "tokens": patch tokens (class/register tokens dropped) on their grid
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,7 @@ def test_transformer_grad_cam_targets_the_last_blocks_first_norm_and_names_the_r
     assert default_gradcam_layer(result.layers) == "encoder.layers.encoder_layer_1.ln_1"
     assert section.gradcam_layer == "encoder.layers.encoder_layer_1.ln_1"
     assert section.gradcam_resolution == (4, 4)
-    assert section.gradcam_reshape == ("17 tokens × 16 channels: tokens 0–0 (class/register) dropped, "
+    assert section.gradcam_reshape == ("17 tokens × 16 channels: the class token (token 0) dropped, "
                                        "the 16 patch tokens reshaped to a 4×4 grid of 16 channels")
     for sample in section.samples:
         cam = next(m for m in sample.maps if m.kind == "grad-cam-predicted").cam

@@ -47,7 +47,7 @@ def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerSta
             for s in range(maps.shape[0])
         )
         grids.append(FeatureGrid(layer.name, row.anchor, len(channels), maps.shape[1],
-                                 (maps.shape[2], maps.shape[3]), images))
+                                 (maps.shape[2], maps.shape[3]), images, layer.layout.kind))
     distribution = distribution_figure([r.name for r in stats], [r.histogram for r in stats], [r.mean for r in stats])
     return ActivationsSection(tuple(stats), tuple(grids), distribution)
 

@@ -112,7 +112,9 @@ def _on_grid(captured: SaliencyCapture, layer: str, class_token: bool) -> tuple[
     activations = layouts.spatial_maps(torch.from_numpy(captured.activations), layout)
     gradients = layouts.spatial_maps(torch.from_numpy(captured.gradients), layout)
     assert activations is not None and gradients is not None
-    dropped = f"tokens 0–{layout.prefix_tokens - 1} (class/register) dropped, " if layout.prefix_tokens else ""
+    prefix = layout.prefix_tokens
+    dropped = ("" if not prefix else "the class token (token 0) dropped, " if prefix == 1 and class_token
+               else f"the first {prefix} tokens (class/register) dropped, ")
     words = (f"{shape[1]} tokens × {shape[2]} channels: {dropped}the {h * w} patch tokens reshaped to a "
              f"{h}×{w} grid of {shape[2]} channels")
     return dataclasses.replace(captured, activations=activations.contiguous().numpy(),
