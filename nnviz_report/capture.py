@@ -24,7 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from .errors import CaptureError, ModelError
-from .stats.moments import GradientSummary, Moments, RunningChannelMax, RunningGradient, RunningMoments, tensor_norm
+from .stats import layout as layouts
+from .stats.layout import Layout
+from .stats.moments import GradientSummary, Moments, RunningGradient, RunningMoments, tensor_norm
 
 NUM_CLASSES = 10
 MAX_POOLED_FEATURES = 4096  # wider outputs are left out of CKA/separability to bound memory
@@ -40,11 +42,13 @@ class LayerCapture:
     output_shape: tuple[int, ...]
     activation: Moments
     gradient: GradientSummary
-    dead_channels: int
-    channels: int
+    layout: Layout
+    dead_channels: int | None  # None: not a rectifier output, or no channel axis
+    channels: int  # units along the layout's channel axis; 0 when it has none
     saturation: float | None
     pooled_features: np.ndarray | None
-    showcase_maps: np.ndarray | None
+    showcase_maps: np.ndarray | None  # (S, C, h, w): feature maps, or patch tokens on their grid
+    repeats: str | None = None  # a pure reshape (Flatten) of this captured layer's output
 
 
 @dataclasses.dataclass
@@ -72,11 +76,15 @@ class CaptureResult:
 
 
 class _LayerAccumulator:
-    def __init__(self, name: str, module_path: str, module: nn.Module, showcase: int) -> None:
+    def __init__(self, name: str, module_path: str, module: nn.Module, showcase: int, layout: Layout,
+                 repeats: str | None) -> None:
         self.name, self.module_path, self.type = name, module_path, type(module).__name__
+        self.layout, self.repeats = layout, repeats
         self.activation = RunningMoments()
         self.gradient = RunningGradient()
-        self.channel_max = RunningChannelMax()
+        self.count_dead = self.type in layouts.RECTIFIER_TYPES and layout.channel_axis is not None
+        self.channel_max: Tensor | None = None
+        self.channels = 0
         self.saturation_kind = SATURATING_TYPES.get(self.type)
         self.saturated = 0
         self.output_shape: tuple[int, ...] = ()
@@ -87,20 +95,33 @@ class _LayerAccumulator:
         values = output.detach()
         self.output_shape = tuple(values.shape[1:])
         self.activation.update(values)
-        self.channel_max.update(values)
+        layout = self.layout
+        self._fold_saturation(values)
+        if not layout.per_sample:
+            return
+        if layout.channel_axis is not None:
+            self.channels = int(values.shape[layout.channel_axis])
+        if self.count_dead:
+            batch_max = layouts.channel_maxima(values, layout)
+            assert batch_max is not None
+            batch_max = batch_max.to("cpu", torch.float64)
+            self.channel_max = batch_max if self.channel_max is None else torch.maximum(self.channel_max, batch_max)
+        pooled = layouts.pooled(values, layout)
+        if pooled is not None and pooled.shape[1] <= MAX_POOLED_FEATURES:
+            self.pooled.append(pooled.to("cpu", torch.float32).numpy())
+        maps = layouts.spatial_maps(values, layout) if showcase_rows else None
+        if maps is not None:
+            for row, slot in showcase_rows.items():
+                self.showcase[slot] = maps[row].to("cpu", torch.float32).numpy().copy()
+
+    def _fold_saturation(self, values: Tensor) -> None:
         if self.saturation_kind == "sigmoid":
             self.saturated += int(((values < 0.01) | (values > 0.99)).sum())
         elif self.saturation_kind == "tanh":
             self.saturated += int((values.abs() > 0.99).sum())
-        pooled = values.flatten(2).mean(dim=2) if values.dim() > 2 else values.reshape(values.shape[0], -1)
-        if pooled.shape[1] <= MAX_POOLED_FEATURES:
-            self.pooled.append(pooled.to("cpu", torch.float32).numpy())
-        if values.dim() == 4:
-            for row, slot in showcase_rows.items():
-                self.showcase[slot] = values[row].to("cpu", torch.float32).numpy().copy()
 
     def result(self) -> LayerCapture:
-        dead, channels = self.channel_max.dead_channels()
+        dead = int((self.channel_max <= 0).sum()) if self.channel_max is not None else None
         moments = self.activation.result()
         saturation = None
         if self.saturation_kind is not None and moments.count:
@@ -113,11 +134,13 @@ class _LayerAccumulator:
             output_shape=self.output_shape,
             activation=moments,
             gradient=self.gradient.result(),
+            layout=self.layout,
             dead_channels=dead,
-            channels=channels,
+            channels=self.channels,
             saturation=saturation,
             pooled_features=np.concatenate(self.pooled) if self.pooled else None,
             showcase_maps=np.stack(self.showcase) if complete and self.showcase else None,  # type: ignore[arg-type]
+            repeats=self.repeats,
         )
 
 
@@ -221,9 +244,14 @@ def run_capture(
     ran: list[str] = []
     showcase_rows: dict[int, int] = {}
     count = len(inputs)
+    class_token = layouts.has_class_token(dict(model.named_parameters()))
+    # During the first batch only: which captured layer produced each tensor (kept alive so its id
+    # is not reused), so a layer can inherit its input's layout and a Flatten can name what it repeats.
+    producers: dict[int, tuple[Tensor, str, str]] = {}
+    batch = [0]
 
     def make_hook(path: str, module: nn.Module) -> Callable[..., None]:
-        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        def hook(_module: nn.Module, args: object, output: object) -> None:
             if not isinstance(output, Tensor) or output.dim() < 1:
                 return
             calls[path] = calls.get(path, 0) + 1
@@ -231,8 +259,10 @@ def run_capture(
             ran.append(name)
             acc = accumulators.get(name)
             if acc is None:
-                acc = accumulators[name] = _LayerAccumulator(name, path, module, len(showcase_positions))
+                acc = accumulators[name] = _new_accumulator(name, path, module, output, args, producers,
+                                                            batch[0], class_token, len(showcase_positions))
                 order.append(name)
+                producers[id(output)] = (output, name, acc.layout.kind)
             with torch.no_grad():
                 acc.fold(output, showcase_rows)
             if output.requires_grad:
@@ -258,7 +288,9 @@ def run_capture(
                 )
                 x = inputs[start:stop].to(device)
                 y = labels[start:stop].to(device)
+                batch[0] = stop - start
                 logits = _forward(model, x, ran)
+                producers.clear()
                 _check_logits(logits, stop - start)
                 losses = nn.functional.cross_entropy(logits.float(), y, reduction="none")
                 # Summing per-sample losses divided by N makes the accumulated .grad the
@@ -281,6 +313,19 @@ def run_capture(
         showcase_positions=showcase_positions,
         first_conv=first_conv,
     )
+
+
+def _new_accumulator(name: str, path: str, module: nn.Module, output: Tensor, args: object,
+                     producers: dict[int, tuple[Tensor, str, str]], batch: int, class_token: bool,
+                     showcase: int) -> _LayerAccumulator:
+    first = args[0] if isinstance(args, tuple) and args and isinstance(args[0], Tensor) else None
+    source = producers.get(id(first)) if first is not None else None
+    type_name = type(module).__name__
+    inherited = source[2] if source is not None and first is not None and first.shape == output.shape else None
+    layout = layouts.classify(tuple(output.shape), batch, type_name, inherited=inherited, class_token=class_token)
+    # A pure reshape of another captured layer's output holds the same values: its row would repeat.
+    repeats = source[1] if source is not None and type_name in layouts.RESHAPE_TYPES else None
+    return _LayerAccumulator(name, path, module, showcase, layout, repeats)
 
 
 def _forward(model: nn.Module, x: Tensor, ran: list[str]) -> Tensor:

@@ -18,7 +18,6 @@ from .errors import ConfigError
 from .report_model import Finding, LayerStats, ParamStats
 
 # Layers whose zeros mean "switched off": dead channels are judged only after these.
-RECTIFIERS = {"ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "Hardtanh", "CELU", "ELU"}
 SEVERITY_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
@@ -130,7 +129,7 @@ def _non_finite(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> l
                 Finding(
                     "non-finite",
                     "fail",
-                    p.module_path,
+                    p.module_path or p.name,  # a root-level parameter (cls_token) names itself
                     float(p.nonfinite_weights),
                     "0",
                     f"{p.name} holds {p.nonfinite_weights} NaN or infinite weights.",
@@ -142,7 +141,7 @@ def _non_finite(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> l
                 Finding(
                     "non-finite",
                     "fail",
-                    p.module_path,
+                    p.module_path or p.name,  # a root-level parameter (cls_token) names itself
                     float(p.nonfinite_grads),
                     "0",
                     f"The gradient of {p.name} has {p.nonfinite_grads} NaN or infinite entries.",
@@ -180,7 +179,7 @@ def _non_finite(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> l
 def _dead_channels(layers: Sequence[LayerStats], t: Thresholds) -> list[Finding]:
     found = []
     for layer in layers:
-        if layer.type not in RECTIFIERS or not layer.channels:
+        if layer.dead_channels is None or not layer.channels:  # counted only after rectifiers
             continue
         fraction = layer.dead_fraction
         severity = "fail" if fraction > t.dead_channels_fail else "warn" if fraction > t.dead_channels_warn else None
@@ -218,7 +217,7 @@ def _gradient_ratios(params: Sequence[ParamStats], t: Thresholds) -> list[Findin
                 Finding(
                     "vanishing-gradient",
                     "warn",
-                    p.module_path,
+                    p.module_path or p.name,  # a root-level parameter (cls_token) names itself
                     p.ratio,
                     f"≥ {t.grad_ratio_low:g}",
                     f"The gradient of {p.name} is {p.ratio:.2g} of its weight norm: this layer barely learns.",
@@ -230,7 +229,7 @@ def _gradient_ratios(params: Sequence[ParamStats], t: Thresholds) -> list[Findin
                 Finding(
                     "exploding-gradient",
                     "warn",
-                    p.module_path,
+                    p.module_path or p.name,  # a root-level parameter (cls_token) names itself
                     p.ratio,
                     f"≤ {t.grad_ratio_high:g}",
                     f"The gradient of {p.name} is {p.ratio:.2g} times its weight norm: one step could "

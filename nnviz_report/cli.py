@@ -66,7 +66,8 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         help="allow checkpoints that need full unpickling (can run code: only for files you trust)",
     )
     parser.add_argument(
-        "--gradcam-layer", metavar="NAME", help="layer for Grad-CAM (default: last conv with ≥ 4×4 output)"
+        "--gradcam-layer", metavar="NAME",
+        help="layer for Grad-CAM (default: last conv with ≥ 4×4 output; a transformer's last block's first norm)",
     )
     parser.add_argument("--graph-direction", choices=["TB", "LR"], default="TB")
     parser.add_argument("--graph-fold", choices=["auto", "always", "never"], default="auto",

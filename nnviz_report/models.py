@@ -1,6 +1,7 @@
 """Model specs → ``nn.Module``, with checkpoints treated as untrusted input.
 
-Specs: a built-in name (``lenet``, ``resnet20``, ``resnet56``), ``torchvision:NAME``,
+Specs: a built-in name (``lenet``, ``resnet20``, ``resnet56``), ``torchvision:NAME`` (with
+constructor options as ``torchvision:NAME,KEY=VALUE,...``, e.g. ``torchvision:vit_b_16,image_size=32``),
 ``package.module:callable``, or ``torchscript:PATH``. Checkpoints are always read with
 ``torch.load(weights_only=True)``; a file that needs full unpickling can run arbitrary code, so
 it is refused unless the user says they trust it.
@@ -181,17 +182,54 @@ def _short_list(items: list[str], limit: int = 6) -> str:
     return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
 
 
-def _torchvision_model(name: str) -> nn.Module:
+def parse_torchvision_spec(text: str) -> tuple[str, dict[str, int | float | bool | str]]:
+    """``NAME[,KEY=VALUE]...`` → (name, constructor options). Values are read as int, float,
+    ``true``/``false`` or else a plain string, never evaluated; ``num_classes`` and ``weights``
+    are the tool's to set."""
+    name, *items = text.split(",")
+    example = "torchvision:vit_b_16,image_size=32"
+    if not name.strip():
+        raise ModelError(f"torchvision spec {text!r} has no model name; write e.g. {example}")
+    options: dict[str, int | float | bool | str] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key.isidentifier() or not raw:
+            raise ModelError(f"torchvision option {item!r} must be KEY=VALUE (e.g. {example})")
+        if key in options:
+            raise ModelError(f"torchvision option {key!r} is given twice; give it once")
+        if key in ("num_classes", "weights"):
+            raise ModelError(f"torchvision option {key!r} is set by nnviz-report (10 classes; weights from --weights); "
+                             "leave it out")
+        options[key] = _option_value(raw)
+    return name.strip(), options
+
+
+def _option_value(raw: str) -> int | float | bool | str:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _torchvision_model(spec: str) -> nn.Module:
     import torchvision
 
+    name, options = parse_torchvision_spec(spec)
     try:
         builder = torchvision.models.get_model_builder(name)
     except ValueError:
         raise ModelError(f"torchvision has no model {name!r}; see torchvision.models.list_models()") from None
+    given = "".join(f", {k}={v!r}" for k, v in options.items())
     try:
-        return builder(weights=None, num_classes=10)
+        return builder(weights=None, num_classes=10, **options)
     except Exception as exc:
-        raise ModelError(f"torchvision:{name} could not be built with num_classes=10 ({_first_line(exc)})") from None
+        raise ModelError(
+            f"torchvision:{name} could not be built with num_classes=10{given} ({_first_line(exc)})") from None
 
 
 def _user_factory(spec: str) -> nn.Module:

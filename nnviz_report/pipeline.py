@@ -115,7 +115,7 @@ def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds
     params = param_stats(capture.params, anchors)
     findings = run_checks(layers, params, perf.accuracy, thresholds)
     layers = [dataclasses.replace(row, severity=_worst_for(findings, row.name, row.module_path)) for row in layers]
-    params = [dataclasses.replace(p, severity=_worst_for(findings, None, p.module_path)) for p in params]
+    params = [dataclasses.replace(p, severity=_worst_for(findings, None, p.module_path or p.name)) for p in params]
     return Statistics(perf, layers, params, findings)
 
 

@@ -93,24 +93,29 @@ class LayerStats:
     anchor: str
     type: str
     output_shape: tuple[int, ...]
+    layout: str  # "feature-map" (N, C, H, W) | "tokens" (N, T, D), channel = D | "channels-first-sequence"
+    # (N, C, L) | "vector" (N, D) | "generic" | "not-batch-first" (axis 0 is not the sample: no per-sample analyses)
+    layout_note: str  # the axes in words and how one sample is pooled into one vector
     mean: float
     std: float
     min: float
     max: float
     zero_fraction: float
-    dead_channels: int
-    channels: int
+    dead_channels: int | None  # units never positive on any sample and position; counted only after
+    # rectifiers (ReLU, ReLU6, LeakyReLU, PReLU, RReLU, ELU, CELU, SELU), null for every other layer
+    channels: int  # units along the layout's channel axis (D for tokens); 0 when it has none
     saturation: float | None
     nonfinite: int
     histogram: HistogramData
-    grad_rms: float | None  # root mean square of d(mean loss)/d(output), per element
+    grad_rms: float | None  # root mean square over the output's elements of d(loss)/d(output), where loss is the
+    # cross-entropy on the true labels averaged over all N images of the sample: it scales as 1/N, not per image
     grad_max_abs: float | None
     grad_nonfinite: int
     severity: str  # worst finding on this layer: "pass" | "warn" | "fail"
 
     @property
     def dead_fraction(self) -> float:
-        return self.dead_channels / self.channels if self.channels else 0.0
+        return self.dead_channels / self.channels if self.channels and self.dead_channels is not None else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +153,7 @@ class FeatureGrid:
     channels: int
     spatial: tuple[int, int]
     images: tuple[Figure, ...]  # one per showcase sample
+    layout: str  # "feature-map", or "tokens": patch tokens (class/register tokens dropped) on their grid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +180,8 @@ class FlowSection:
     graph: FlowGraph
     layers: tuple[LayerRow, ...]
     total_params: int
-    total_macs: int
+    total_macs: int  # multiply-adds for one image: the sum of the layer rows
+    macs_counted: str  # what the multiply-adds count (dispatch-level: every conv, matmul and attention product)
     diagram: Figure
     print_pages: tuple[Figure, ...]  # the diagram cut into page-high windows for the PDF; () when it fits one page
 
@@ -270,7 +277,10 @@ class WeightRow:
     spectral_norm: float
     stable_rank: float
     near_zero_fraction: float  # |w| < 1e-3 · max|w|
-    alpha: float | None  # power-law exponent of the eigenvalue spectrum of WᵀW; None when not fitted
+    alpha: float | None  # power-law exponent of the tail of the eigenvalue spectrum of WᵀW: continuous MLE
+    # 1 + n / Σ ln(λ/xmin), xmin minimising the two-sided KS distance over tails of ≥ 10 eigenvalues; null
+    # below 50 non-zero eigenvalues. Convolutions are one (out, in·k·k) matrix, not WeightWatcher's default
+    # pooled per-kernel-position (out, in) slices, so α differs from WeightWatcher's for convolutions
     alpha_xmin: float | None
     alpha_ks_distance: float | None  # fit quality: Kolmogorov–Smirnov distance of the tail
     alpha_tail: int
@@ -295,6 +305,7 @@ class LayerSeparability:
     layer: str
     anchor: str | None  # the layer's row in the Activations table
     features: int  # width of the pooled feature vector
+    pooling: str  # how one sample's output became that vector (channel means, class token, token mean)
     ncm_accuracy: float | None  # nearest-class-mean accuracy on held-out halves; None: too few samples
     fisher_ratio: float | None
 
@@ -326,8 +337,10 @@ class SlicesSection:
 class SaliencyMapResult:
     kind: str  # "input-gradient" | "grad-cam-predicted" | "grad-cam-true"
     target: int  # class whose logit the map explains
-    salient_drop: float  # drop in that class's probability with the most salient pixels masked
-    random_drop: float  # the same with as many random pixels masked
+    salient_drop: float  # drop in that class's probability with the most salient pixels set to the dataset
+    # mean (0 after normalisation), all channels; equal saliency ranked by pixel index (row-major)
+    random_drop: float  # the same with as many pixels drawn by numpy default_rng(0): one fixed draw, the same
+    # pixels for every map and sample (a single baseline, not an average over draws)
     image: Figure
     cam: tuple[tuple[float, ...], ...] | None  # Grad-CAM at the layer's resolution, unnormalised
 
@@ -347,8 +360,12 @@ class SaliencySection:
     gradcam_resolution: tuple[int, int] | None
     gradcam_source: str  # "auto" or "settings"
     note: str  # why Grad-CAM (or all saliency) was not possible; "" when it ran
-    mask_fraction: float
+    mask_fraction: float  # fraction of pixels the deletion check sets to the dataset mean; the most salient
+    # first, ties broken by pixel index (row-major); baseline: as many pixels drawn once by numpy's
+    # default_rng(0), the same pixels for every map
     samples: tuple[SaliencySample, ...]
+    gradcam_reshape: str  # how a token layer's output became maps ("" for feature maps): prefix tokens
+    # dropped, patch tokens reshaped to their grid, channels first (pytorch-grad-cam's reshape_transform)
 
 
 # ---- Compare section -------------------------------------------------------------------------

@@ -126,6 +126,7 @@ class _Generator:
 
 
 _COMMENT = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+?)\s*$")
+_CONTINUATION = re.compile(r"^\s+#\s*(.+?)\s*$")
 
 
 def _field_comments(cls: type) -> dict[str, str]:
@@ -134,10 +135,17 @@ def _field_comments(cls: type) -> dict[str, str]:
     except (OSError, TypeError):
         return {}
     comments = {}
+    last = None  # a field comment continues on following lines that hold only a comment
     for line in source.splitlines():
         match = _COMMENT.match(line)
+        more = _CONTINUATION.match(line)
         if match:
-            comments[match.group(1)] = match.group(2)
+            last = match.group(1)
+            comments[last] = match.group(2)
+        elif more and last is not None:
+            comments[last] += " " + more.group(1)
+        else:
+            last = None
     return comments
 
 

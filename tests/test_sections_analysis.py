@@ -109,8 +109,9 @@ def test_cka_and_separability_equal_direct_computation_on_the_pooled_features() 
     result, _x, y, pixels = capture(tiny_cnn())
     section = slices_section(result.layers, y.numpy(), pixels[list(SHOWCASE)], Anchors())
     assert section is not None
-    pooled = {layer.name: layer.pooled_features for layer in result.layers if layer.pooled_features is not None}
-    assert section.cka_layers == tuple(pooled)
+    pooled = {layer.name: layer.pooled_features for layer in result.layers
+              if layer.pooled_features is not None and layer.type != "Flatten"}
+    assert section.cka_layers == tuple(pooled)  # the Flatten repeats relu2's values: left out
     for i, a in enumerate(section.cka_layers):
         for j, b in enumerate(section.cka_layers):
             assert section.cka[i][j] == pytest.approx(linear_cka(pooled[a], pooled[b]), abs=1e-9)

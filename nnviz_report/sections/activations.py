@@ -7,16 +7,22 @@ from collections.abc import Sequence
 from ..capture import LayerCapture
 from ..figures.activations import distribution_figure, feature_grid, most_active_channels
 from ..report_model import ActivationsSection, FeatureGrid, HistogramData, LayerStats
+from ..stats import layout as layouts
 from .anchors import Anchors
+
+MAX_TOKEN_GRIDS = 4
 
 
 def layer_stats(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerStats]:
     rows = []
     for layer in layers:
+        if layer.repeats is not None:
+            continue  # a Flatten of a captured output: same values, same statistics as that row
         a, g = layer.activation, layer.gradient
         rows.append(LayerStats(
             name=layer.name, module_path=layer.module_path, anchor=anchors("act", layer.name),
-            type=layer.type, output_shape=layer.output_shape,
+            type=layer.type, output_shape=layer.output_shape, layout=layer.layout.kind,
+            layout_note=layouts.describe(layer.layout, layer.output_shape),
             mean=a.mean, std=a.std, min=a.min, max=a.max, zero_fraction=a.zero_fraction,
             dead_channels=layer.dead_channels, channels=layer.channels, saturation=layer.saturation,
             nonfinite=a.nonfinite,
@@ -29,10 +35,11 @@ def layer_stats(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerS
 
 def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerStats]) -> ActivationsSection:
     grids = []
-    for layer, row in zip(layers, stats, strict=True):
+    rows = {row.name: row for row in stats}
+    for layer in _grid_layers(layers):
+        row = rows[layer.name]
         maps = layer.showcase_maps
-        if maps is None or maps.ndim != 4 or "conv" not in layer.type.lower():
-            continue
+        assert maps is not None
         channels = most_active_channels(maps)
         images = tuple(
             feature_grid(maps[s], channels, f"grid-{row.anchor}-{s}",
@@ -40,6 +47,20 @@ def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerSta
             for s in range(maps.shape[0])
         )
         grids.append(FeatureGrid(layer.name, row.anchor, len(channels), maps.shape[1],
-                                 (maps.shape[2], maps.shape[3]), images))
+                                 (maps.shape[2], maps.shape[3]), images, layer.layout.kind))
     distribution = distribution_figure([r.name for r in stats], [r.histogram for r in stats], [r.mean for r in stats])
     return ActivationsSection(tuple(stats), tuple(grids), distribution)
+
+
+def _grid_layers(layers: Sequence[LayerCapture]) -> list[LayerCapture]:
+    """Every convolution with feature maps; for transformers, a few token-sequence norms (the
+    block inputs, evenly spread by depth) with their patch tokens laid out on the patch grid."""
+    shown = [layer for layer in layers if layer.repeats is None and layer.showcase_maps is not None
+             and layer.showcase_maps.ndim == 4]
+    convs = [layer for layer in shown if "conv" in layer.type.lower() and layer.layout.kind == layouts.FEATURE_MAP]
+    tokens = [layer for layer in shown if layer.layout.kind == layouts.TOKENS and "Norm" in layer.type]
+    if len(tokens) > MAX_TOKEN_GRIDS:
+        step = (len(tokens) - 1) / (MAX_TOKEN_GRIDS - 1)
+        tokens = [tokens[round(i * step)] for i in range(MAX_TOKEN_GRIDS)]
+    chosen = {id(layer) for layer in convs + tokens}
+    return [layer for layer in layers if id(layer) in chosen]

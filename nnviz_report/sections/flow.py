@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from ..flow_model import FlowGraph, NodeHealth
+from ..capture import preserved_model
+from ..flow_model import FlowGraph, LayerRow, NodeHealth
 from ..flow_svg import render_flow_svg
 from ..graph import extract_graph
+from ..macs import COUNTED, attribute, count_macs
 from ..report_model import Figure, FlowSection, LayerStats, ParamStats
 from .anchors import Anchors
 
@@ -24,7 +27,7 @@ def node_health(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> d
     for row in layers:
         path = row.module_path
         level[path] = max(level.get(path, "pass"), row.severity, key=rank.__getitem__)
-        if row.channels and row.type in {"ReLU", "ReLU6", "LeakyReLU"}:
+        if row.channels and row.dead_channels is not None:  # counted only after rectifiers
             notes.setdefault(path, []).append(f"dead channels {row.dead_fraction:.0%}")
     for p in params:
         path = p.module_path
@@ -41,6 +44,7 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
                  params: Sequence[ParamStats], anchors: Anchors, *, direction: str, fold: str,
                  group_depth: int) -> FlowSection:
     graph = extract_graph(model, example_input, group_depth=group_depth, fold=fold)
+    graph, macs_counted = with_dispatch_macs(graph, model, example_input)
     health = with_folded_health(graph, node_health(layers, params))
     links = folded_links(graph, [row.module_path for row in layers], anchors)
 
@@ -53,7 +57,41 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
     diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8"),
                      "Data-flow diagram of the network from input to logits", inline=True)
     return FlowSection(graph.method, direction, graph.fold_depth is not None, graph, graph.layers,
-                       graph.total_params, graph.total_macs, diagram, print_pages(svg))
+                       graph.total_params, graph.total_macs, macs_counted, diagram, print_pages(svg))
+
+
+def with_dispatch_macs(graph: FlowGraph, model: nn.Module, example_input: torch.Tensor) -> tuple[FlowGraph, str]:
+    """The graph with multiply-adds counted at dispatch level (see ``macs``) in its rows, nodes and
+    total, and what was counted; the graph's own per-layer estimate where counting fails."""
+    try:
+        with preserved_model(model, example_input.device):
+            count = count_macs(model, example_input)
+    except Exception as error:  # a model the counter cannot run (TorchScript) keeps the graph's estimate
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
+        return graph, f"convolution and linear weights only (dispatch-level counting failed: {reason})"
+    paths = {name for name, _ in model.named_modules()}
+    counted = attribute([(row.name, row.output_shape) for row in graph.layers], count, paths)
+    rows, position = [], 0
+    for entry in counted:
+        if entry.extra:
+            rows.append(LayerRow(entry.name, "matmuls in its code", None, 0, entry.macs))
+        else:
+            rows.append(dataclasses.replace(graph.layers[position], macs=entry.macs))
+            position += 1
+    by_name: dict[str, int] = {}
+    for row in rows:  # a module called twice has two rows; its node stands for both calls
+        by_name[row.name] = by_name.get(row.name, 0) + row.macs
+    nodes = tuple(dataclasses.replace(node, macs=_node_macs(node.module_path, node.members, count.inclusive, by_name))
+                  for node in graph.nodes)
+    total = sum(row.macs for row in rows)
+    return dataclasses.replace(graph, layers=tuple(rows), nodes=nodes, total_macs=total), COUNTED
+
+
+def _node_macs(path: str | None, members: tuple[str, ...], inclusive: dict[str, int], rows: dict[str, int]) -> int:
+    """A folded node holds whole blocks (their inclusive count); a layer node its row's."""
+    if members:
+        return sum(inclusive.get(m, 0) for m in members)
+    return rows.get(path, 0) if path is not None else 0
 
 
 def _inside(path: str, blocks: Sequence[str]) -> bool:

@@ -36,7 +36,7 @@ def strip_layers(layers: Sequence[LayerCapture]) -> tuple[list[LayerCapture], in
     """The layers whose feature maps the strips show, how many could have been, and the rule."""
     candidates = [
         layer for layer in layers
-        if layer.showcase_maps is not None and layer.showcase_maps.ndim == 4
+        if layer.showcase_maps is not None and layer.showcase_maps.ndim == 4 and layer.repeats is None
         and min(layer.showcase_maps.shape[2:]) >= 2 and not layer.type.startswith(NORM_TYPES)
     ]
     rule = "every layer with feature maps of at least 2×2 (normalisation layers left out)"
@@ -76,7 +76,9 @@ def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_
         for slot in range(len(showcase_images))
     ) if chosen else ()
 
-    pooled = [layer for layer in layers if layer.pooled_features is not None]
+    # Flatten rows repeat their input's values (dropped, as from the Activations table), and
+    # outputs that are not batch-first have no per-sample vector at all.
+    pooled = [layer for layer in layers if layer.pooled_features is not None and layer.repeats is None]
     count = len(labels)
     if not pooled and not strips:
         return None
@@ -94,6 +96,7 @@ def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_
         assert features is not None
         separability.append(LayerSeparability(
             layer=layer.name, anchor=anchors.lookup("act", layer.name), features=int(features.shape[1]),
+            pooling=layer.layout.pooling,
             ncm_accuracy=nearest_class_mean_accuracy(features, labels) if splittable else None,
             fisher_ratio=fisher_ratio(features, labels) if count else None,
         ))

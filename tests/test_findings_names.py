@@ -1,0 +1,23 @@
+"""A finding about a root-level parameter names the parameter, not "whole model"."""
+
+from __future__ import annotations
+
+import torch
+
+from nnviz_report.capture import run_capture
+from nnviz_report.checks import Thresholds, run_checks
+from nnviz_report.sections.activations import layer_stats
+from nnviz_report.sections.anchors import Anchors
+from nnviz_report.sections.gradients import param_stats
+from tests.fixtures.vit_models import IdleClassToken
+
+
+def test_root_level_parameter_finding_names_the_parameter() -> None:
+    torch.manual_seed(0)
+    model = IdleClassToken().eval()
+    x, y = torch.randn(12, 3, 32, 32), torch.arange(12) % 10
+    result = run_capture(model, x, y, batch_size=12, device=torch.device("cpu"), showcase_positions=(0,))
+    anchors = Anchors()
+    findings = run_checks(layer_stats(result.layers, anchors), param_stats(result.params, anchors), 1.0, Thresholds())
+    vanishing = [f for f in findings if f.check == "vanishing-gradient"]
+    assert [f.layer for f in vanishing] == ["cls_token"]
