@@ -21,7 +21,7 @@ import torch
 
 from . import __version__
 from .capture import CaptureResult
-from .checks import load_thresholds
+from .checks import CheckInputs, load_thresholds, run_checks
 from .config import ReportSettings
 from .data import SampleSet, load_sample
 from .errors import CompareError, ConfigError, SchemaError
@@ -40,20 +40,24 @@ from .pipeline import (
 )
 from .progress import Progress
 from .report_model import (
+    READABLE_SCHEMA_VERSIONS,
     SCHEMA_VERSION,
     Change,
     CompareSection,
     CompareSide,
     FindingChange,
+    Interval,
     LayerChange,
     ParamChange,
     PredictionChange,
     to_jsonable,
 )
 from .sections.anchors import Anchors
+from .sections.summary import wilson
+from .stats.intervals import mcnemar_exact_p
 from .stats.similarity import linear_cka
 
-KNOWN_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
+KNOWN_SCHEMA_VERSIONS = READABLE_SCHEMA_VERSIONS
 MAX_CHANGED_SHOWN = 40
 LAYER_METRICS = ("mean", "std", "zero_fraction", "dead_channels", "grad_rms")
 
@@ -122,9 +126,14 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
 
     progress.stage("comparison")
     anchors = {row.name: row.anchor for row in report.activations.layers}
-    section = compare_section(base, head_side, sample, anchors=anchors)
+    section = compare_section(base, head_side, sample, anchors=anchors, p_threshold=thresholds.compare_p_value)
+    # The head's checklist again, now with the comparison's own checks (accuracy and class drops).
+    checklist = run_checks(CheckInputs(report.activations.layers, report.gradients.params, report.performance,
+                                       report.sample.class_names, report.weights, report.saliency, section),
+                           thresholds)
     report = dataclasses.replace(
         report, title=f"nnviz_report · compare · {settings.model}", compare=section,
+        findings=checklist.findings, verdict=checklist.verdict,
         settings=(*report.settings, ("compare_base", base_name), ("compare_mode", section.mode)))
     paths = write_outputs(report, settings, out_dir, progress)
     progress.done(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
@@ -197,7 +206,8 @@ def change(base: Any, head: Any) -> Change:
     return Change(b, h, h - b if b is not None and h is not None else None)
 
 
-def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Mapping[str, str]) -> CompareSection:
+def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Mapping[str, str],
+                    p_threshold: float) -> CompareSection:
     both_checkpoints = base.loaded is not None and head.loaded is not None
     params = _param_changes(base.loaded, head.loaded) if both_checkpoints else []
     relative = {p.name: p.relative for p in params}
@@ -221,6 +231,7 @@ def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Map
 
     perf_b, perf_h = base.performance, head.performance
     changed, total, fixed, broken = _changed_predictions(perf_b, perf_h, sample)
+    p_value = mcnemar_exact_p(fixed, broken)
     findings = _finding_changes(base.findings, head.findings)
     note = "" if both_checkpoints else (
         "The base is an archived report.json: weight change and representation similarity (CKA) need the base "
@@ -231,6 +242,9 @@ def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Map
         mode="checkpoints" if both_checkpoints else "archived-json",
         base=base.info, head=head.info,
         accuracy=change(perf_b["accuracy"], perf_h["accuracy"]),
+        base_accuracy_interval=_accuracy_interval(perf_b),
+        head_accuracy_interval=_accuracy_interval(perf_h),
+        mcnemar_p=p_value, significant=p_value < p_threshold, p_threshold=p_threshold,
         loss=change(perf_b["loss"], perf_h["loss"]),
         per_class_accuracy=tuple(change(b, h) for b, h in zip(perf_b["per_class_accuracy"],
                                                                  perf_h["per_class_accuracy"], strict=True)),
@@ -249,6 +263,12 @@ def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Map
         if weight_rows else None,
         cka_figure=cka_change_figure([n for n, _ in layer_cka], [c for _, c in layer_cka]) if layer_cka else None,
     )
+
+
+def _accuracy_interval(perf: Mapping[str, Any]) -> Interval:
+    """From the predictions and labels, which every schema version records (1.0 has no interval)."""
+    labels, predictions = np.asarray(perf["labels"]), np.asarray(perf["predictions"])
+    return wilson(int((labels == predictions).sum()), int(labels.size))
 
 
 def _param_changes(base: LoadedModel | None, head: LoadedModel | None) -> list[ParamChange]:

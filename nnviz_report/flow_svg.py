@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from nnviz_report.graph import FlowGraph, FlowGroup, FlowNode
 
 FONT_FAMILY = "DejaVu Sans, Arial, sans-serif"
-HEALTH_COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "fail": "#c62828", "unknown": "#9e9e9e"}
+HEALTH_COLOURS = {"ok": "#2e7d32", "info": "#1565c0", "warn": "#f9a825", "fail": "#c62828", "unknown": "#9e9e9e"}
 DIRECTIONS = ("TB", "LR")
 
 _TITLE_PX = 12.0
@@ -53,7 +53,7 @@ _SKIP_COLOUR = "#d84315"
 
 @dataclass(frozen=True)
 class NodeHealth:
-    level: str  # "ok" | "warn" | "fail" | "unknown"
+    level: str  # "ok" | "info" | "warn" | "fail" | "unknown"
     note: str  # short text for the tooltip
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..config import Severity
 from ..flow_svg import NodeHealth, render_flow_svg
 from ..graph import FlowGraph, LayerRow, extract_graph
 from ..report_model import Figure, LayerStats, ParamStats
@@ -31,17 +32,16 @@ class FlowSection:
 def node_health(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> dict[str, NodeHealth]:
     """Per module path: the worst severity of its output and parameters, with the numbers that
     decide it (dead-channel fraction, gradient-to-weight ratio) as the node's tooltip."""
-    rank = {"pass": 0, "warn": 1, "fail": 2}
     level: dict[str, str] = {}
     notes: dict[str, list[str]] = {}
     for row in layers:
         path = row.module_path
-        level[path] = max(level.get(path, "pass"), row.severity, key=rank.__getitem__)
+        level[path] = Severity.worst((level.get(path, "pass"), row.severity)).value
         if row.channels and row.type in {"ReLU", "ReLU6", "LeakyReLU"}:
             notes.setdefault(path, []).append(f"dead channels {row.dead_fraction:.0%}")
     for p in params:
         path = p.module_path
-        level[path] = max(level.get(path, "pass"), p.severity, key=rank.__getitem__)
+        level[path] = Severity.worst((level.get(path, "pass"), p.severity)).value
         if p.ratio is not None and len(p.shape) > 1:
             notes.setdefault(path, []).append(f"grad/weight {p.ratio:.2g}")
     return {
