@@ -175,7 +175,9 @@ def run_checks(inputs: CheckInputs, thresholds: Thresholds) -> Checklist:
 
 
 def verdict_of(checks: tuple[CheckResult, ...], findings: Sequence[Finding]) -> Verdict:
+    """Checks worst first (fail, warn, info, pass, then those that did not run), declared order within."""
     ran = [c for c in checks if c.status != "off"]
+    checks = tuple(sorted(checks, key=lambda c: -1 if c.status == "off" else Severity.rank_of(c.status), reverse=True))
 
     def count(items: Sequence[CheckResult] | Sequence[Finding], status: str) -> int:
         return sum(1 for item in items if (item.status if isinstance(item, CheckResult) else item.severity) == status)

@@ -209,7 +209,7 @@ class Verdict:
     """The overall status and every count the first screen shows, computed once."""
 
     status: str  # worst status of any check that ran: "pass" | "info" | "warn" | "fail"
-    checks: tuple[CheckResult, ...]  # every declared check, in declared order
+    checks: tuple[CheckResult, ...]  # every declared check: fail, warn, info, pass, off; declared order within
     checks_fail: int
     checks_warn: int
     checks_info: int

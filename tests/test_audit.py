@@ -62,11 +62,12 @@ def assert_valid(validator: Any, record: dict[str, Any]) -> None:
 
 # ---- each check fires on the model built for it, and stays quiet on a healthy one -------------
 
-def findings_of(spec: str, image_folder: Path,
-                thresholds: Thresholds | None = None) -> list[tuple[str, str, str | None]]:
+def findings_of(spec: str, image_folder: Path, thresholds: Thresholds | None = None, *,
+                weights: Path | None = None) -> list[tuple[str, str, str | None]]:
     settings = ReportSettings(model=spec, data=str(image_folder), per_class=2, progress=False)
     sample = load_sample(settings.data, per_class=2)
-    capture = capture_sample(load_model(spec), sample, settings, torch.device("cpu"), Progress(enabled=False))
+    capture = capture_sample(load_model(spec, weights=weights), sample, settings, torch.device("cpu"),
+                             Progress(enabled=False))
     stats = statistics(capture, sample, thresholds or Thresholds(), Anchors())
     return [(f.check, f.severity, f.layer) for f in stats.findings]
 
@@ -92,13 +93,34 @@ def test_vanishing_gradient_is_marked_near_the_input_not_the_output(image_folder
     assert "body.1" in vanishing and "body.39" not in vanishing  # the last Linear gets the full gradient
 
 
-def test_healthy_model_has_no_findings(image_folder: Path) -> None:
-    assert findings_of(TINY, image_folder) == []
+@pytest.fixture(scope="module")
+def trained_tiny(image_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_cnn trained until it tells the synthetic classes apart (about 90 % on the sample)."""
+    sample = load_sample(str(image_folder), per_class=6)
+    x, y = normalise(sample.images), sample.labels
+    torch.manual_seed(0)
+    model = tiny_cnn()
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(40):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimiser.step()
+    path = tmp_path_factory.mktemp("trained") / "tiny.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_healthy_model_has_no_findings(image_folder: Path, trained_tiny: Path) -> None:
+    """Trained: an untrained model is not healthy, and the chance-level check says so."""
+    assert findings_of(TINY, image_folder, weights=trained_tiny) == []
+    assert {c for c, _, _ in findings_of(TINY, image_folder)} == {"chance-level"}
 
 
 def test_thresholds_decide(image_folder: Path) -> None:
     lenient = Thresholds(dead_channels_warn=0.9, dead_channels_fail=0.95)
-    assert findings_of("tests.fixtures.models:dead_relu_net", image_folder, lenient) == []
+    assert "dead-channels" in {c for c, _, _ in findings_of("tests.fixtures.models:dead_relu_net", image_folder)}
+    assert "dead-channels" not in {c for c, _, _ in findings_of("tests.fixtures.models:dead_relu_net", image_folder,
+                                                                 lenient)}
 
 
 def test_config_file_overrides_a_threshold(image_folder: Path, tmp_path: Path) -> None:
@@ -107,9 +129,12 @@ def test_config_file_overrides_a_threshold(image_folder: Path, tmp_path: Path) -
     args = ["report", "--model", "tests.fixtures.models:dead_relu_net", "--data", str(image_folder),
             "--per-class", "2", "--format", "json", "--fail-on", "warn"]
     assert cli(*args, "-o", str(tmp_path / "default")) == 1
-    assert cli(*args, "--config", str(config), "-o", str(tmp_path / "lenient")) == 0
+    assert cli(*args, "--config", str(config), "-o", str(tmp_path / "lenient")) == 1  # untrained: chance level
     assert "dead-channels" in {f["check"] for f in read_json(tmp_path / "default")["findings"]}
-    assert read_json(tmp_path / "lenient")["findings"] == []
+    lenient = read_json(tmp_path / "lenient")
+    assert "dead-channels" not in {f["check"] for f in lenient["findings"]}
+    row = next(c for c in lenient["verdict"]["checks"] if c["id"] == "dead-channels")
+    assert row["status"] == "pass" and row["threshold"] == "warn > 90%, fail > 95% of a layer"
 
 
 # ---- reproducible and traceable ---------------------------------------------------------------

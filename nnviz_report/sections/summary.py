@@ -9,8 +9,7 @@ from ..report_model import Interval, Performance, SummarySection
 from ..stats.intervals import wilson_interval
 
 NUM_CLASSES = 10
-LOSS_NOTE = ("no interval: the mean cross-entropy is reported as measured; per-sample losses are unbounded "
-             "and heavy-tailed, and accuracy's interval already says how much a sample this size can tell")
+LOSS_NOTE = "no interval: the mean loss is reported as measured"
 
 
 def wilson(successes: int, trials: int) -> Interval:
