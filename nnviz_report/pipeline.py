@@ -19,7 +19,7 @@ import torch
 import torchvision
 
 from . import __version__
-from .capture import CaptureResult, choose_showcase, run_capture
+from .capture import CaptureResult, choose_showcase, predict_classes, run_capture
 from .checks import CheckInputs, Thresholds, load_thresholds, run_checks, worst_severity
 from .config import OutputFormat, ReportSettings, Severity
 from .data import SampleSet, load_sample, normalise
@@ -97,9 +97,12 @@ def run(settings: ReportSettings) -> ReportResult:
 def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
                    progress: Progress) -> CaptureResult:
     """The one forward+backward pass over the sample; compare mode runs it once per checkpoint."""
-    showcase_positions = choose_showcase(sample.labels, settings.showcase)
+    inputs = normalise(sample.images)
+    predicted, confidence = predict_classes(loaded.module, inputs, batch_size=settings.batch_size, device=device)
+    showcase_positions = choose_showcase(sample.labels, settings.showcase, predictions=predicted,
+                                         confidences=confidence)
     with progress.bar("capture", total=sample.count, unit="img") as advance:
-        return run_capture(loaded.module, normalise(sample.images), sample.labels, batch_size=settings.batch_size,
+        return run_capture(loaded.module, inputs, sample.labels, batch_size=settings.batch_size,
                            device=device, showcase_positions=showcase_positions, progress=advance)
 
 
