@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -271,7 +272,16 @@ def test_compare_outputs_render(runs: dict[str, Path], validator: Any) -> None:
     md = (runs["compare"] / "report.md").read_text()
     c = read_json(runs["compare"])["compare"]
     assert f"**{c['changed_total']} of {PER_CLASS * 10} predictions changed**" in md
-    assert "findings: 0 new, 0 resolved" in md
+    assert f"findings: {c['findings_new']} new, {c['findings_resolved']} resolved" in md
+    # The change comes first: base → head, both accuracies with intervals, McNemar p with its counts.
+    top = md.splitlines()[:4]
+    assert top[2].startswith("**Change** base base.pt → head head.pt: accuracy ")
+    assert f"({c['changed_fixed']} fixed, {c['changed_broken']} broken)" in top[2]
+    assert (c["base_accuracy_interval"]["method"], c["head_accuracy_interval"]["method"]) == ("wilson-95",) * 2
+    record = read_json(runs["compare"])
+    assert c["base_accuracy_interval"] == read_json(runs["base"])["performance"]["accuracy_interval"]
+    assert c["head_accuracy_interval"] == record["performance"]["accuracy_interval"]
+    assert c["mcnemar_p"] == pytest.approx(mcnemar_by_enumeration(c["changed_fixed"], c["changed_broken"]))
     for name in ("base", "head", "compare"):
         assert_valid(validator, read_json(runs[name]))
 
@@ -294,6 +304,35 @@ def test_compare_against_archived_json(runs: dict[str, Path], image_folder: Path
     assert [{k: v for k, v in r.items() if k not in strip} for r in from_json["layers"]] == \
            [{k: v for k, v in r.items() if k not in strip} for r in from_weights["layers"]]
     assert_valid(validator, read_json(out))
+
+
+def mcnemar_by_enumeration(b: int, c: int) -> float:
+    """Two-sided: every outcome of Binomial(b + c, ½) at least as far from the middle as b."""
+    n = b + c
+    return min(1.0, sum(math.comb(n, i) for i in range(n + 1) if abs(2 * i - n) >= abs(2 * b - n)) / 2**n)
+
+
+def test_compare_reads_an_archive_of_the_previous_schema(runs: dict[str, Path], image_folder: Path,
+                                                           checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
+    """A 1.0 report.json has no checklist and no intervals: compare recomputes the base's interval
+    from its predictions and gives the same comparison as from a current archive."""
+    record = read_json(runs["base"])
+    record["schema_version"] = "1.0"
+    del record["verdict"]
+    for key in ("correct", "accuracy_interval", "per_class_count", "per_class_interval", "loss_interval", "loss_note"):
+        del record["performance"][key]
+    old = tmp_path / "old-report.json"
+    old.write_text(json.dumps(record))
+    outputs = {}
+    for name, archive in (("old", old), ("current", runs["base"] / "report.json")):
+        assert cli("compare", "--model", TINY, "--data", str(image_folder), "--per-class", str(PER_CLASS),
+                   "--base-json", str(archive), "--head-weights", str(checkpoints[1]), "--format", "json",
+                   "-o", str(tmp_path / name)) == 0
+        outputs[name] = read_json(tmp_path / name)["compare"]
+    assert outputs["old"]["base"]["schema_version"] == "1.0"
+    for key in ("accuracy", "base_accuracy_interval", "head_accuracy_interval", "mcnemar_p", "changed_fixed",
+                "changed_broken", "findings"):
+        assert outputs["old"][key] == outputs["current"][key], key
 
 
 def _bad_archive(runs: dict[str, Path], tmp_path: Path, **changes: Any) -> Path:

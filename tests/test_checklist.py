@@ -233,3 +233,29 @@ def test_showcase_is_chosen_to_inform() -> None:
     # the least confident correct one in a new class is then 2 (5 is class 2, already shown).
     assert choose_showcase(labels, 3, predictions=labels.tolist(), confidences=confidences) == (0, 4, 2)
     assert choose_showcase(labels, 2) == (0, 2)
+
+
+def test_the_damaged_example_fails_and_warns(cifar10_jpg: Path, tmp_path: Path) -> None:
+    """scripts/make_examples.py's damaged LeNet shows a failing and a warning row, on their layers."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("make_examples", root / "scripts" / "make_examples.py")
+    assert spec is not None and spec.loader is not None
+    make_examples = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_examples)
+    first = make_examples.damaged_lenet(root / "nnviz_report" / "weights" / "lenet.pt", tmp_path / "a")
+    second = make_examples.damaged_lenet(root / "nnviz_report" / "weights" / "lenet.pt", tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()  # the example's checkpoint sha256 is stable
+
+    sample = load_sample(str(cifar10_jpg), per_class=10)
+    settings = ReportSettings(model="lenet", weights=first, data=str(cifar10_jpg), per_class=10, progress=False,
+                              showcase=1)
+    capture = capture_sample(load_model("lenet", weights=first), sample, settings, torch.device("cpu"),
+                             Progress(enabled=False))
+    stats = statistics(capture, sample, Thresholds(), Anchors())
+    dead = {(f.layer, f.severity) for f in stats.findings if f.check == "dead-channels"}
+    assert {("relu2", "fail"), ("relu3", "warn")} <= dead
+    rows = {row.name: row.severity for row in stats.layers}
+    assert rows["relu2"] == "fail" and rows["relu3"] == "warn"
+    assert stats.verdict.status == "fail"
