@@ -318,7 +318,8 @@ def _changed_predictions(base: Mapping[str, Any], head: Mapping[str, Any],
         label, b, h = int(labels[position]), int(before[position]), int(after[position])
         thumb = png_figure(image_pixels(sample.images[position].numpy()), f"changed-{slot}",
                            f"A {names[label]} predicted {names[b]} by the base and {names[h]} by the head", scale=2)
-        shown.append(PredictionChange(position, sample.indices[position], label, b, h, thumb))
+        kind = "broken" if b == label else "fixed" if h == label else "other"
+        shown.append(PredictionChange(position, sample.indices[position], label, b, h, kind, thumb))
     return shown, int(moved.size), len(fixed), len(broken)
 
 

@@ -444,6 +444,7 @@ class PredictionChange:
     label: int
     base: int
     head: int
+    kind: str  # "broken" (right in base, wrong in head) | "fixed" (wrong → right) | "other" (wrong in both)
     thumbnail: Figure
 
 

@@ -41,15 +41,18 @@ DAMAGED_NAME = "lenet-damaged.pt"
 
 
 def damaged_lenet(shipped: Path, folder: Path) -> Path:
-    """The shipped LeNet with units switched off, so that the example shows what findings look like:
-    10 of conv2's 16 channels (62 % dead after relu2: fail) and 40 of fc1's 120 units (33 % dead
-    after relu3: warn) get a bias of −1000, which no input can overcome. Everything else is the
-    shipped weights; the file's bytes are the same on every run (torch.save is deterministic)."""
+    """The shipped LeNet damaged so that the example shows what findings look like: 10 of conv2's 16
+    channels (62 % dead after relu2: fail) and 40 of fc1's 120 units (33 % dead after relu3: warn)
+    get a bias of −1000, which no input can overcome; the classifier fc3 is scaled down 1000× (the
+    predicted classes stay, the gradient dwarfs its weights: exploding gradient and gradient spread
+    warn). Everything else is the shipped weights; the file's bytes are the same on every run."""
     import torch
 
     state = torch.load(shipped, weights_only=True)
     state["conv2.bias"][6:] = -1000.0
     state["fc1.bias"][80:] = -1000.0
+    state["fc3.weight"] *= 1e-3
+    state["fc3.bias"] *= 1e-3
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / DAMAGED_NAME
     torch.save(state, path)

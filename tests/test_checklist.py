@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +236,8 @@ def test_showcase_is_chosen_to_inform() -> None:
     assert choose_showcase(labels, 2) == (0, 2)
 
 
-def test_the_damaged_example_fails_and_warns(cifar10_jpg: Path, tmp_path: Path) -> None:
+def test_the_damaged_example_fails_and_warns(cifar10_jpg: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """scripts/make_examples.py's damaged LeNet shows a failing and a warning row, on their layers."""
     import importlib.util
 
@@ -243,6 +245,7 @@ def test_the_damaged_example_fails_and_warns(cifar10_jpg: Path, tmp_path: Path) 
     spec = importlib.util.spec_from_file_location("make_examples", root / "scripts" / "make_examples.py")
     assert spec is not None and spec.loader is not None
     make_examples = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "make_examples", make_examples)  # its dataclasses look their module up
     spec.loader.exec_module(make_examples)
     first = make_examples.damaged_lenet(root / "nnviz_report" / "weights" / "lenet.pt", tmp_path / "a")
     second = make_examples.damaged_lenet(root / "nnviz_report" / "weights" / "lenet.pt", tmp_path / "b")
@@ -259,3 +262,6 @@ def test_the_damaged_example_fails_and_warns(cifar10_jpg: Path, tmp_path: Path) 
     rows = {row.name: row.severity for row in stats.layers}
     assert rows["relu2"] == "fail" and rows["relu3"] == "warn"
     assert stats.verdict.status == "fail"
+    statuses = {c.id: c.status for c in stats.verdict.checks}
+    assert statuses["exploding-gradient"] == "warn" and statuses["gradient-spread"] == "warn"
+    assert next(f.layer for f in stats.findings if f.check == "exploding-gradient") == "fc3"
