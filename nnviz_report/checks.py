@@ -72,6 +72,9 @@ class Thresholds:
     # a class's accuracy by 10 pp, so a drop beyond 20 pp is three or more images of one class.
     compare_p_value: float = 0.05
     class_drop_warn: float = 0.20
+    # ...and at least this many images of the class lost: on a small sample (--per-class 2) one
+    # image is 50 pp, and one or two images flip between any two checkpoints.
+    class_drop_min_images: float = 3
 
 
 # Thresholds that are fractions (shares, probabilities), checked to lie in [0, 1].
@@ -444,11 +447,13 @@ def _class_drop(inputs: CheckInputs, t: Thresholds) -> _Outcome:
         return _Outcome([], None, "not measured", note="off: runs in compare mode", ran=False)
     names = inputs.class_names
     drops = [(-(ch.delta or 0.0), i, ch) for i, ch in enumerate(c.per_class_accuracy) if ch.delta is not None]
+    counts = inputs.performance.per_class_count
     found = [
         Finding("class-drop", "warn", None, ch.delta, f"drop ≤ {t.class_drop_warn * 100:.0f} pp",
                 f"Accuracy on {names[i]} drops {_pct(ch.base or 0.0)} → {_pct(ch.head or 0.0)} "
-                f"({100 * drop:.0f} pp).", "compare-classes")
-        for drop, i, ch in drops if drop > t.class_drop_warn + 1e-12
+                f"({100 * drop:.0f} pp, {round(drop * counts[i])} of {counts[i]} images).", "compare-classes")
+        for drop, i, ch in drops
+        if drop > t.class_drop_warn + 1e-12 and round(drop * counts[i]) >= t.class_drop_min_images
     ]
     if not drops:
         return _Outcome(found, None, "no class on both sides")
@@ -484,5 +489,6 @@ CHECKS = (
     Check("accuracy-drop", "No significant accuracy drop", "base → head on the same samples, exact McNemar test",
           lambda t: f"fail if the head is worse with p < {t.compare_p_value:g}", _accuracy_drop),
     Check("class-drop", "No large class drop", "per-class accuracy base → head",
-          lambda t: f"warn if a class drops > {t.class_drop_warn * 100:.0f} pp", _class_drop),
+          lambda t: f"warn if a class drops > {t.class_drop_warn * 100:.0f} pp and ≥ {t.class_drop_min_images:g} "
+          "images", _class_drop),
 )

@@ -54,6 +54,7 @@ from .report_model import (
 )
 from .sections.anchors import Anchors
 from .sections.summary import wilson
+from .sections.weights import weight_tensors, weights_section
 from .stats.intervals import mcnemar_exact_p
 from .stats.similarity import linear_cka
 
@@ -71,6 +72,7 @@ class _Side:
     layers: Sequence[Mapping[str, Any]]
     params: Sequence[Mapping[str, Any]]
     findings: Sequence[Mapping[str, Any]]
+    judged: frozenset[str]  # ids of the checks that ran on this side: only their findings are compared
     capture: CaptureResult | None = None
     loaded: LoadedModel | None = None
 
@@ -105,12 +107,17 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
         torch.manual_seed(settings.seed)
         base_capture = capture_sample(base_loaded, sample, settings, device, progress)
         progress.stage("base statistics")
-        stats = statistics(base_capture, sample, thresholds, Anchors())
+        # The base's weight spectra are judged too, so that a spectra finding can be new or resolved;
+        # saliency is not computed for the base, so its findings are not compared.
+        base_anchors = Anchors()
+        base_weights = weights_section(weight_tensors(base_loaded.module), base_anchors, base_capture.first_conv)
+        stats = statistics(base_capture, sample, thresholds, base_anchors, weights=base_weights)
         base = _Side(
             info=CompareSide("base", "checkpoint", base_loaded.checkpoint_name, base_loaded.checkpoint_sha256,
                              __version__, SCHEMA_VERSION),
             performance=to_jsonable(stats.performance), layers=to_jsonable(stats.layers),
             params=to_jsonable(stats.params), findings=to_jsonable(stats.findings),
+            judged=frozenset(c.id for c in stats.verdict.checks if c.status != "off"),
             capture=base_capture, loaded=base_loaded)
         base_name = base_loaded.checkpoint_name or "(initial weights)"
     else:
@@ -122,6 +129,7 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
                          SCHEMA_VERSION),
         performance=to_jsonable(report.performance), layers=to_jsonable(report.activations.layers),
         params=to_jsonable(report.gradients.params), findings=to_jsonable(report.findings),
+        judged=frozenset(c.id for c in report.verdict.checks if c.status != "off"),
         capture=head_capture, loaded=head)
 
     progress.stage("comparison")
@@ -188,9 +196,22 @@ def _side_from_record(record: Mapping[str, Any]) -> _Side:
             info=CompareSide("base", "report.json", model["checkpoint_name"], model["checkpoint_sha256"],
                              str(env["nnviz_report"]), str(record["schema_version"])),
             performance=record["performance"], layers=record["activations"]["layers"],
-            params=record["gradients"]["params"], findings=record["findings"])
+            params=record["gradients"]["params"], findings=record["findings"], judged=_judged(record))
     except (KeyError, TypeError) as exc:
         raise SchemaError(f"--base-json is missing {exc} where a report.json has it; it is incomplete") from None
+
+
+# The checks of schema 1.0, which recorded findings but not which checks ran: all of these always did
+# (min_accuracy aside, whose findings are compared like any other).
+CHECKS_OF_SCHEMA_1_0 = frozenset({"non-finite", "dead-channels", "vanishing-gradient", "exploding-gradient",
+                                  "gradient-spread", "saturation", "accuracy"})
+
+
+def _judged(record: Mapping[str, Any]) -> frozenset[str]:
+    verdict = record.get("verdict")
+    if not isinstance(verdict, dict):
+        return CHECKS_OF_SCHEMA_1_0
+    return frozenset(str(c["id"]) for c in verdict["checks"] if c["status"] != "off")
 
 
 # ---- the comparison --------------------------------------------------------------------------
@@ -232,7 +253,9 @@ def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Map
     perf_b, perf_h = base.performance, head.performance
     changed, total, fixed, broken = _changed_predictions(perf_b, perf_h, sample)
     p_value = mcnemar_exact_p(fixed, broken)
-    findings = _finding_changes(base.findings, head.findings)
+    both = base.judged & head.judged
+    findings = _finding_changes([f for f in base.findings if f["check"] in both],
+                                [f for f in head.findings if f["check"] in both])
     note = "" if both_checkpoints else (
         "The base is an archived report.json: weight change and representation similarity (CKA) need the base "
         "checkpoint and are not shown. Every other number is compared with what the archive recorded.")

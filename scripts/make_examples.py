@@ -68,6 +68,7 @@ EXAMPLES = (
 
 # The section screenshots for the README: (example, file name, anchor to scroll to).
 SCREENSHOTS = (
+    ("lenet-damaged", "verdict-damaged", "top"), ("compare-resnet20", "verdict-compare", "top"),
     ("resnet20", "summary", "summary"), ("resnet20", "findings", "findings"), ("resnet20", "flow", "flow"),
     ("resnet20", "activations", "activations"), ("resnet20", "feature-maps", "feature-maps"),
     ("resnet20", "gradients", "gradients"), ("resnet20", "saliency", "saliency"), ("resnet20", "slices", "slices"),
@@ -137,7 +138,8 @@ def make_example(example: Example, data: Path, out_root: Path, *, per_class: int
 
 
 def take_screenshots(examples: Path, target: Path, *, width: int = 1280, height: int = 900) -> list[Path]:
-    """One screenshot per section, scrolled to its anchor, as small palette PNGs."""
+    """One screenshot per section, scrolled to its anchor, as small palette PNGs (the verdict ones at
+    the top of the page: the first screen a reader sees)."""
     from PIL import Image
     from playwright.sync_api import sync_playwright
 

@@ -213,6 +213,9 @@ def test_compare_checks() -> None:
     assert drop.severity == "fail" and drop.value == pytest.approx(1 / 128)
     assert [f.message.split(" drops")[0] for f in dropped.findings if f.check == "class-drop"] == [
         "Accuracy on ship", "Accuracy on truck"]
+    # The same 40 pp on a sample of 5 per class is 2 images: below class_drop_min_images.
+    few, fewer = perf_with([4] * 10, per_class=5), perf_with([4] * 8 + [2, 2], per_class=5)
+    assert status(checklist(fewer, compare=comparison(few, fewer)), "class-drop") == "pass"
     slight = perf_with([8, 8, 8, 8, 8, 8, 8, 8, 8, 6])  # 2 broken: p = 0.5, 20 pp is not beyond 20 pp
     quiet = checklist(slight, compare=comparison(good, slight))
     assert status(quiet, "accuracy-drop") == "pass" and status(quiet, "class-drop") == "pass"
