@@ -110,8 +110,8 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
         # The base's weight spectra are judged too, so that a spectra finding can be new or resolved;
         # saliency is not computed for the base, so its findings are not compared.
         base_anchors = Anchors()
-        base_weights = weights_section(weight_tensors(base_loaded.module), base_anchors, base_capture.first_conv)
-        stats = statistics(base_capture, sample, thresholds, base_anchors, weights=base_weights)
+        base_spectra = weights_section(weight_tensors(base_loaded.module), base_anchors, base_capture.first_conv)
+        stats = statistics(base_capture, sample, thresholds, base_anchors, weights=base_spectra)
         base = _Side(
             info=CompareSide("base", "checkpoint", base_loaded.checkpoint_name, base_loaded.checkpoint_sha256,
                              __version__, SCHEMA_VERSION),

@@ -98,7 +98,16 @@ def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSetti
                    progress: Progress) -> CaptureResult:
     """The one forward+backward pass over the sample; compare mode runs it once per checkpoint."""
     inputs = normalise(sample.images)
-    predicted, confidence = predict_classes(loaded.module, inputs, batch_size=settings.batch_size, device=device)
+    predicted: list[int] | None
+    confidence: list[float] | None
+    try:
+        predicted, confidence = predict_classes(loaded.module, inputs, batch_size=settings.batch_size,
+                                                device=device)
+    except Exception:  # noqa: BLE001
+        # Not swallowed: the capture below runs the same forward with hooks and reports the failure
+        # precisely (the layers that ran before it, the shape that was wrong). Until then the
+        # showcase falls back to the first sample of each class.
+        predicted = confidence = None
     showcase_positions = choose_showcase(sample.labels, settings.showcase, predictions=predicted,
                                          confidences=confidence)
     with progress.bar("capture", total=sample.count, unit="img") as advance:
