@@ -17,7 +17,7 @@ import contextlib
 import ctypes
 import dataclasses
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -201,15 +201,53 @@ def capturable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return layers
 
 
-def choose_showcase(labels: Tensor, count: int) -> tuple[int, ...]:
-    """The first sample of each of the first ``count`` classes present: different classes."""
-    chosen: dict[int, int] = {}
-    for position, label in enumerate(labels.tolist()):
-        if label not in chosen:
-            chosen[label] = position
-        if len(chosen) == count:
-            break
-    return tuple(chosen[c] for c in sorted(chosen))
+def choose_showcase(labels: Tensor, count: int, *, predictions: Sequence[int] | None = None,
+                    confidences: Sequence[float] | None = None) -> tuple[int, ...]:
+    """Showcase samples that inform, deterministically, in this order of roles: the most
+    confidently correct sample, the most confidently misclassified one (when any is), the least
+    confidently correct one, then more misclassified ones, then the most confident of the rest;
+    each role prefers a class not shown yet. Ties go to the earlier sample. Without predictions:
+    the first sample of each of the first ``count`` classes."""
+    label_list = [int(v) for v in labels.tolist()]
+    if predictions is None or confidences is None:
+        first: dict[int, int] = {}
+        for position, label in enumerate(label_list):
+            first.setdefault(label, position)
+            if len(first) == count:
+                break
+        return tuple(first[c] for c in sorted(first))
+    positions = range(len(label_list))
+    correct = [i for i in positions if int(predictions[i]) == label_list[i]]
+    wrong = [i for i in positions if int(predictions[i]) != label_list[i]]
+    most_confident = sorted(correct, key=lambda i: (-confidences[i], i))
+    least_confident = sorted(correct, key=lambda i: (confidences[i], i))
+    confidently_wrong = sorted(wrong, key=lambda i: (-confidences[i], i))
+    everything = sorted(positions, key=lambda i: (-confidences[i], i))
+    roles = [most_confident, confidently_wrong, least_confident] + [confidently_wrong] * max(0, count - 3)
+    chosen: list[int] = []
+    for slot in range(min(count, len(label_list))):
+        candidates = [i for i in (roles[slot] if slot < len(roles) else []) if i not in chosen] or \
+            [i for i in everything if i not in chosen]
+        shown = {label_list[i] for i in chosen}
+        fresh = [i for i in candidates if label_list[i] not in shown]
+        chosen.append((fresh or candidates)[0])
+    return tuple(chosen)
+
+
+def predict_classes(model: nn.Module, inputs: Tensor, *, batch_size: int,
+                    device: torch.device) -> tuple[list[int], list[float]]:
+    """Predicted class and its softmax probability per sample, from a forward pass without hooks
+    or gradients: the showcase is chosen from them before the capture, which keeps full feature
+    maps only for the showcase samples."""
+    predicted: list[int] = []
+    confidence: list[float] = []
+    with preserved_model(model, device), torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            probabilities = torch.softmax(model(inputs[start:start + batch_size].to(device)).double(), dim=1)
+            best = probabilities.max(dim=1)
+            predicted += [int(v) for v in best.indices.tolist()]
+            confidence += [float(v) for v in best.values.tolist()]
+    return predicted, confidence
 
 
 def _return_large_buffers_to_the_system() -> None:

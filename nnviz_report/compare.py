@@ -21,7 +21,7 @@ import torch
 
 from . import __version__
 from .capture import CaptureResult
-from .checks import load_thresholds
+from .checks import CheckInputs, load_thresholds, run_checks
 from .config import ReportSettings
 from .data import SampleSet, load_sample
 from .errors import CompareError, ConfigError, SchemaError
@@ -40,20 +40,25 @@ from .pipeline import (
 )
 from .progress import Progress
 from .report_model import (
+    READABLE_SCHEMA_VERSIONS,
     SCHEMA_VERSION,
     Change,
     CompareSection,
     CompareSide,
     FindingChange,
+    Interval,
     LayerChange,
     ParamChange,
     PredictionChange,
     to_jsonable,
 )
 from .sections.anchors import Anchors
+from .sections.summary import wilson
+from .sections.weights import weight_tensors, weights_section
+from .stats.intervals import mcnemar_exact_p
 from .stats.similarity import linear_cka
 
-KNOWN_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
+KNOWN_SCHEMA_VERSIONS = READABLE_SCHEMA_VERSIONS
 MAX_CHANGED_SHOWN = 40
 LAYER_METRICS = ("mean", "std", "zero_fraction", "dead_channels", "grad_rms")
 
@@ -67,6 +72,7 @@ class _Side:
     layers: Sequence[Mapping[str, Any]]
     params: Sequence[Mapping[str, Any]]
     findings: Sequence[Mapping[str, Any]]
+    judged: frozenset[str]  # ids of the checks that ran on this side: only their findings are compared
     capture: CaptureResult | None = None
     loaded: LoadedModel | None = None
 
@@ -101,12 +107,17 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
         torch.manual_seed(settings.seed)
         base_capture = capture_sample(base_loaded, sample, settings, device, progress)
         progress.stage("base statistics")
-        stats = statistics(base_capture, sample, thresholds, Anchors())
+        # The base's weight spectra are judged too, so that a spectra finding can be new or resolved;
+        # saliency is not computed for the base, so its findings are not compared.
+        base_anchors = Anchors()
+        base_spectra = weights_section(weight_tensors(base_loaded.module), base_anchors, base_capture.first_conv)
+        stats = statistics(base_capture, sample, thresholds, base_anchors, weights=base_spectra)
         base = _Side(
             info=CompareSide("base", "checkpoint", base_loaded.checkpoint_name, base_loaded.checkpoint_sha256,
                              __version__, SCHEMA_VERSION),
             performance=to_jsonable(stats.performance), layers=to_jsonable(stats.layers),
             params=to_jsonable(stats.params), findings=to_jsonable(stats.findings),
+            judged=frozenset(c.id for c in stats.verdict.checks if c.status != "off"),
             capture=base_capture, loaded=base_loaded)
         base_name = base_loaded.checkpoint_name or "(initial weights)"
     else:
@@ -118,13 +129,19 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
                          SCHEMA_VERSION),
         performance=to_jsonable(report.performance), layers=to_jsonable(report.activations.layers),
         params=to_jsonable(report.gradients.params), findings=to_jsonable(report.findings),
+        judged=frozenset(c.id for c in report.verdict.checks if c.status != "off"),
         capture=head_capture, loaded=head)
 
     progress.stage("comparison")
     anchors = {row.name: row.anchor for row in report.activations.layers}
-    section = compare_section(base, head_side, sample, anchors=anchors)
+    section = compare_section(base, head_side, sample, anchors=anchors, p_threshold=thresholds.compare_p_value)
+    # The head's checklist again, now with the comparison's own checks (accuracy and class drops).
+    checklist = run_checks(CheckInputs(report.activations.layers, report.gradients.params, report.performance,
+                                       report.sample.class_names, report.weights, report.saliency, section),
+                           thresholds)
     report = dataclasses.replace(
         report, title=f"nnviz_report · compare · {settings.model}", compare=section,
+        findings=checklist.findings, verdict=checklist.verdict,
         settings=(*report.settings, ("compare_base", base_name), ("compare_mode", section.mode)))
     paths = write_outputs(report, settings, out_dir, progress)
     progress.done(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
@@ -179,9 +196,22 @@ def _side_from_record(record: Mapping[str, Any]) -> _Side:
             info=CompareSide("base", "report.json", model["checkpoint_name"], model["checkpoint_sha256"],
                              str(env["nnviz_report"]), str(record["schema_version"])),
             performance=record["performance"], layers=record["activations"]["layers"],
-            params=record["gradients"]["params"], findings=record["findings"])
+            params=record["gradients"]["params"], findings=record["findings"], judged=_judged(record))
     except (KeyError, TypeError) as exc:
         raise SchemaError(f"--base-json is missing {exc} where a report.json has it; it is incomplete") from None
+
+
+# The checks of schema 1.0, which recorded findings but not which checks ran: all of these always did
+# (min_accuracy aside, whose findings are compared like any other).
+CHECKS_OF_SCHEMA_1_0 = frozenset({"non-finite", "dead-channels", "vanishing-gradient", "exploding-gradient",
+                                  "gradient-spread", "saturation", "accuracy"})
+
+
+def _judged(record: Mapping[str, Any]) -> frozenset[str]:
+    verdict = record.get("verdict")
+    if not isinstance(verdict, dict):
+        return CHECKS_OF_SCHEMA_1_0
+    return frozenset(str(c["id"]) for c in verdict["checks"] if c["status"] != "off")
 
 
 # ---- the comparison --------------------------------------------------------------------------
@@ -197,7 +227,8 @@ def change(base: Any, head: Any) -> Change:
     return Change(b, h, h - b if b is not None and h is not None else None)
 
 
-def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Mapping[str, str]) -> CompareSection:
+def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Mapping[str, str],
+                    p_threshold: float) -> CompareSection:
     both_checkpoints = base.loaded is not None and head.loaded is not None
     params = _param_changes(base.loaded, head.loaded) if both_checkpoints else []
     relative = {p.name: p.relative for p in params}
@@ -221,7 +252,10 @@ def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Map
 
     perf_b, perf_h = base.performance, head.performance
     changed, total, fixed, broken = _changed_predictions(perf_b, perf_h, sample)
-    findings = _finding_changes(base.findings, head.findings)
+    p_value = mcnemar_exact_p(fixed, broken)
+    both = base.judged & head.judged
+    findings = _finding_changes([f for f in base.findings if f["check"] in both],
+                                [f for f in head.findings if f["check"] in both])
     note = "" if both_checkpoints else (
         "The base is an archived report.json: weight change and representation similarity (CKA) need the base "
         "checkpoint and are not shown. Every other number is compared with what the archive recorded.")
@@ -231,6 +265,9 @@ def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Map
         mode="checkpoints" if both_checkpoints else "archived-json",
         base=base.info, head=head.info,
         accuracy=change(perf_b["accuracy"], perf_h["accuracy"]),
+        base_accuracy_interval=_accuracy_interval(perf_b),
+        head_accuracy_interval=_accuracy_interval(perf_h),
+        mcnemar_p=p_value, significant=p_value < p_threshold, p_threshold=p_threshold,
         loss=change(perf_b["loss"], perf_h["loss"]),
         per_class_accuracy=tuple(change(b, h) for b, h in zip(perf_b["per_class_accuracy"],
                                                                  perf_h["per_class_accuracy"], strict=True)),
@@ -249,6 +286,12 @@ def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Map
         if weight_rows else None,
         cka_figure=cka_change_figure([n for n, _ in layer_cka], [c for _, c in layer_cka]) if layer_cka else None,
     )
+
+
+def _accuracy_interval(perf: Mapping[str, Any]) -> Interval:
+    """From the predictions and labels, which every schema version records (1.0 has no interval)."""
+    labels, predictions = np.asarray(perf["labels"]), np.asarray(perf["predictions"])
+    return wilson(int((labels == predictions).sum()), int(labels.size))
 
 
 def _param_changes(base: LoadedModel | None, head: LoadedModel | None) -> list[ParamChange]:
@@ -298,7 +341,8 @@ def _changed_predictions(base: Mapping[str, Any], head: Mapping[str, Any],
         label, b, h = int(labels[position]), int(before[position]), int(after[position])
         thumb = png_figure(image_pixels(sample.images[position].numpy()), f"changed-{slot}",
                            f"A {names[label]} predicted {names[b]} by the base and {names[h]} by the head", scale=2)
-        shown.append(PredictionChange(position, sample.indices[position], label, b, h, thumb))
+        kind = "broken" if b == label else "fixed" if h == label else "other"
+        shown.append(PredictionChange(position, sample.indices[position], label, b, h, kind, thumb))
     return shown, int(moved.size), len(fixed), len(broken)
 
 

@@ -19,8 +19,8 @@ import torch
 import torchvision
 
 from . import __version__
-from .capture import CaptureResult, choose_showcase, run_capture
-from .checks import SEVERITY_RANK, Thresholds, load_thresholds, run_checks, worst_severity
+from .capture import CaptureResult, choose_showcase, predict_classes, run_capture
+from .checks import CheckInputs, Thresholds, load_thresholds, run_checks, worst_severity
 from .config import OutputFormat, ReportSettings, Severity
 from .data import SampleSet, load_sample, normalise
 from .errors import ConfigError, OutputError
@@ -36,8 +36,11 @@ from .report_model import (
     ParamStats,
     Performance,
     Report,
+    SaliencySection,
     SampleInfo,
     ShowcaseSample,
+    Verdict,
+    WeightsSection,
 )
 from .sections.activations import activations_section, layer_stats
 from .sections.anchors import Anchors
@@ -94,9 +97,21 @@ def run(settings: ReportSettings) -> ReportResult:
 def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
                    progress: Progress) -> CaptureResult:
     """The one forward+backward pass over the sample; compare mode runs it once per checkpoint."""
-    showcase_positions = choose_showcase(sample.labels, settings.showcase)
+    inputs = normalise(sample.images)
+    predicted: list[int] | None
+    confidence: list[float] | None
+    try:
+        predicted, confidence = predict_classes(loaded.module, inputs, batch_size=settings.batch_size,
+                                                device=device)
+    except Exception:  # noqa: BLE001
+        # Not swallowed: the capture below runs the same forward with hooks and reports the failure
+        # precisely (the layers that ran before it, the shape that was wrong). Until then the
+        # showcase falls back to the first sample of each class.
+        predicted = confidence = None
+    showcase_positions = choose_showcase(sample.labels, settings.showcase, predictions=predicted,
+                                         confidences=confidence)
     with progress.bar("capture", total=sample.count, unit="img") as advance:
-        return run_capture(loaded.module, normalise(sample.images), sample.labels, batch_size=settings.batch_size,
+        return run_capture(loaded.module, inputs, sample.labels, batch_size=settings.batch_size,
                            device=device, showcase_positions=showcase_positions, progress=advance)
 
 
@@ -106,17 +121,21 @@ class Statistics:
     layers: list[LayerStats]
     params: list[ParamStats]
     findings: list[Finding]
+    verdict: Verdict
 
 
-def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds, anchors: Anchors) -> Statistics:
-    """Plain numbers and findings from a capture, each row marked with its worst finding."""
+def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds, anchors: Anchors, *,
+               weights: WeightsSection | None = None, saliency: SaliencySection | None = None) -> Statistics:
+    """Plain numbers and the checklist from a capture, each row marked with its worst finding.
+    Without ``weights`` or ``saliency`` (compare's base side) the checks on them are off."""
     perf = performance(capture.logits, capture.losses, sample.labels.numpy())
     layers = layer_stats(capture.layers, anchors)
     params = param_stats(capture.params, anchors)
-    findings = run_checks(layers, params, perf.accuracy, thresholds)
+    checklist = run_checks(CheckInputs(layers, params, perf, sample.class_names, weights, saliency), thresholds)
+    findings = list(checklist.findings)
     layers = [dataclasses.replace(row, severity=_worst_for(findings, row.name, row.module_path)) for row in layers]
     params = [dataclasses.replace(p, severity=_worst_for(findings, None, p.module_path or p.name)) for p in params]
-    return Statistics(perf, layers, params, findings)
+    return Statistics(perf, layers, params, findings, checklist.verdict)
 
 
 def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, thresholds: Thresholds,
@@ -125,17 +144,13 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
     if capture is None:
         capture = capture_sample(loaded, sample, settings, device, progress)
 
-    progress.stage("statistics and checks")
-    anchors = Anchors()
-    stats = statistics(capture, sample, thresholds, anchors)
-    perf, layers, params, findings = stats.performance, stats.layers, stats.params, stats.findings
-
+    # Weights and saliency come before the checks, which judge their spectra and maps too.
     progress.stage("figures")
+    anchors = Anchors()
     module = loaded.module
     positions = list(capture.showcase_positions)
     showcase_images = sample.images[positions].numpy()
     weights = weights_section(weight_tensors(module), anchors, capture.first_conv)
-    slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
     saliency = None
     if positions:
         progress.stage("saliency")
@@ -143,6 +158,11 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
             module, normalise(sample.images[positions]), showcase_images, sample.labels[positions],
             torch.from_numpy(capture.logits[positions].argmax(axis=1)), positions=positions,
             layers=capture.layers, gradcam_layer=settings.gradcam_layer, device=device)
+
+    progress.stage("statistics and checks")
+    stats = statistics(capture, sample, thresholds, anchors, weights=weights, saliency=saliency)
+    perf, layers, params, findings = stats.performance, stats.layers, stats.params, stats.findings
+    slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
     flow = None
     if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
         example = normalise(sample.images[:2]).to(next(module.parameters(), torch.empty(0)).device)
@@ -163,6 +183,7 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
         settings=tuple(settings.describe().items()),
         performance=perf,
         findings=tuple(findings),
+        verdict=stats.verdict,
         showcase=showcase(sample, capture),
         summary=summary_section(perf, sample.class_names),
         activations=activations_section(capture.layers, layers),
@@ -210,7 +231,7 @@ def resolve_device(name: str) -> torch.device:
 def exit_code_for(findings: tuple[Finding, ...] | list[Finding], fail_on: Severity | None) -> int:
     if fail_on is None:
         return 0
-    return 1 if any(SEVERITY_RANK[f.severity] >= fail_on.rank for f in findings) else 0
+    return 1 if any(Severity.rank_of(f.severity) >= fail_on.rank for f in findings) else 0
 
 
 # ---- output ----------------------------------------------------------------------------------

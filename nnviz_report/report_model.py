@@ -13,7 +13,10 @@ from typing import Any
 
 from .flow_model import FlowGraph, LayerRow
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+# Archives compare can still read: 1.0 lacks the checklist and the intervals, which compare
+# recomputes for the base side from the predictions and labels every version records.
+READABLE_SCHEMA_VERSIONS = ("1.0", SCHEMA_VERSION)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,15 @@ class Environment:
 
 
 @dataclasses.dataclass(frozen=True)
+class Interval:
+    """A 95 % confidence interval of a number measured on the sample."""
+
+    low: float
+    high: float
+    method: str  # "wilson-95": Wilson score interval of a proportion, 95 %
+
+
+@dataclasses.dataclass(frozen=True)
 class Performance:
     accuracy: float
     loss: float
@@ -66,12 +78,18 @@ class Performance:
     labels: tuple[int, ...]
     predictions: tuple[int, ...]
     confidences: tuple[float, ...]  # softmax probability of the predicted class
+    correct: int  # samples predicted right; accuracy = correct / len(labels)
+    accuracy_interval: Interval
+    per_class_count: tuple[int, ...]  # samples of each true class
+    per_class_interval: tuple[Interval, ...]
+    loss_interval: Interval | None  # None: the mean loss is reported without an interval (loss_note says why)
+    loss_note: str
 
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
     check: str
-    severity: str  # "pass" | "warn" | "fail"
+    severity: str  # "info" | "warn" | "fail" (config.Severity)
     layer: str | None
     value: float | None
     threshold: str
@@ -111,7 +129,7 @@ class LayerStats:
     # cross-entropy on the true labels averaged over all N images of the sample: it scales as 1/N, not per image
     grad_max_abs: float | None
     grad_nonfinite: int
-    severity: str  # worst finding on this layer: "pass" | "warn" | "fail"
+    severity: str  # worst finding on this layer: "pass" | "info" | "warn" | "fail"
 
     @property
     def dead_fraction(self) -> float:
@@ -193,6 +211,41 @@ class SummarySection:
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """One declared check as the checklist shows it, passes and checks that did not run included."""
+
+    id: str
+    title: str
+    tests: str  # what the check tests, one sentence
+    threshold: str  # the threshold(s) in force, in words
+    status: str  # "pass" | "info" | "warn" | "fail", or "off" when it did not run (note says why)
+    worst_value: float | None  # the measured number closest to (or past) the threshold; None: nothing measured
+    measured: str  # that value in words, with its unit and interval where it has one
+    where: str | None  # the layer, class or samples of the worst value; None: the whole model
+    anchor: str | None  # in-page anchor of that place
+    findings: int  # findings this check raised
+    note: str  # why the check is off, or how a sampled number was judged; "" otherwise
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The overall status and every count the first screen shows, computed once."""
+
+    status: str  # worst status of any check that ran: "pass" | "info" | "warn" | "fail"
+    checks: tuple[CheckResult, ...]  # every declared check: fail, warn, info, pass, off; declared order within
+    checks_fail: int
+    checks_warn: int
+    checks_info: int
+    checks_pass: int
+    checks_off: int
+    findings_fail: int
+    findings_warn: int
+    findings_info: int
+    passed: tuple[str, ...]  # titles of the checks that passed, in declared order
+    off: tuple[str, ...]  # titles of the checks that did not run
+
+
+@dataclasses.dataclass(frozen=True)
 class Report:
     schema_version: str
     title: str
@@ -202,6 +255,7 @@ class Report:
     settings: tuple[tuple[str, str], ...]
     performance: Performance
     findings: tuple[Finding, ...]
+    verdict: Verdict
     showcase: tuple[ShowcaseSample, ...]
     summary: SummarySection
     activations: ActivationsSection
@@ -423,6 +477,7 @@ class PredictionChange:
     label: int
     base: int
     head: int
+    kind: str  # "broken" (right in base, wrong in head) | "fixed" (wrong → right) | "other" (wrong in both)
     thumbnail: Figure
 
 
@@ -445,6 +500,11 @@ class CompareSection:
     base: CompareSide
     head: CompareSide
     accuracy: Change
+    base_accuracy_interval: Interval
+    head_accuracy_interval: Interval
+    mcnemar_p: float  # exact two-sided McNemar p on the paired predictions (fixed against broken)
+    significant: bool  # mcnemar_p below the compare_p_value threshold
+    p_threshold: float
     loss: Change
     per_class_accuracy: tuple[Change, ...]
     layers: tuple[LayerChange, ...]

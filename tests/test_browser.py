@@ -138,3 +138,21 @@ def test_tables_keep_their_header_in_view(wide_page: Page) -> None:
     wrap_top = wrap.evaluate("e => e.getBoundingClientRect().top")
     header_top = header.evaluate("e => e.getBoundingClientRect().top")
     assert abs(header_top - wrap_top) < 2
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_the_verdict_is_on_the_first_screen(browser: Any, image_folder: Path, tmp_path: Path, width: int) -> None:
+    """Status, headline numbers, every non-passing check and the line naming the passed ones all
+    lie within the first 800 px, for a model with findings (the untrained dead-ReLU fixture)."""
+    assert main(["report", "--quiet", "--model", "tests.fixtures.models:dead_relu_net", "--data", str(image_folder),
+                 "--per-class", "2", "--format", "html", "-o", str(tmp_path)]) in (0, 1)
+    page = Page(browser, (tmp_path / "report.html").as_uri(), width=width)
+    try:
+        bottom = page.page.locator("#verdict").evaluate("e => e.getBoundingClientRect().bottom")
+        assert bottom <= 800, f"the verdict ends at {bottom}px"
+        rows = page.page.locator("#verdict > table.checklist tbody tr").count()
+        assert rows >= 1  # the untrained model fails at least the chance-level check
+        summary = page.page.locator("#verdict details.checklist-passed summary").inner_text()
+        assert "passed:" in summary and page.page.locator("#verdict .verdict-status").inner_text().lower() == "fail"
+    finally:
+        page.close()

@@ -111,9 +111,7 @@ def render_html(report: Report, *, template_dir: Path | None = None) -> str:
 
 def _render_page(report: Report, env: jinja2.Environment) -> str:
     css = env.get_template("report.css").render()
-    severities = {f.severity for f in report.findings}
-    verdict = "fail" if "fail" in severities else "warn" if "warn" in severities else "pass"
-    context = {"report": report, "verdict": verdict}
+    context = {"report": report, "verdict": report.verdict.status}
     # Each section is rendered on its own first so that the table of contents can list its sub-headings.
     sections: list[dict[str, Any]] = []
     for section in present_sections(report):

@@ -88,8 +88,9 @@ def saliency_section(model: nn.Module, inputs: Tensor, images: np.ndarray, label
             if by_label is not None:
                 maps.append(_cam_result("grad-cam-predicted", by_prediction, slot, int(predicted[slot]), size,
                                         predict, image, pixels))
-                maps.append(_cam_result("grad-cam-true", by_label, slot, int(labels[slot]), size,
-                                        predict, image, pixels))
+                if int(labels[slot]) != int(predicted[slot]):  # otherwise the same map as the predicted class's
+                    maps.append(_cam_result("grad-cam-true", by_label, slot, int(labels[slot]), size,
+                                            predict, image, pixels))
             samples.append(SaliencySample(slot, int(positions[slot]), int(labels[slot]), int(predicted[slot]),
                                           tuple(maps)))
     return SaliencySection(layer, resolution, source, note, MASK_FRACTION, tuple(samples), reshape)
