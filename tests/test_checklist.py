@@ -147,7 +147,7 @@ def saliency(drops: list[tuple[float, float]]) -> SaliencySection:
             SaliencyMapResult("input-gradient", slot, 0.5, 0.1, EMPTY, None),
             SaliencyMapResult("grad-cam-predicted", slot, salient, random, EMPTY, None)))
         for slot, (salient, random) in enumerate(drops))
-    return SaliencySection("layer", (8, 8), "auto", "", 0.1, samples)
+    return SaliencySection("layer", (8, 8), "auto", "", 0.1, samples, "")
 
 
 def test_saliency_sanity_warns_naming_the_samples() -> None:
