@@ -71,10 +71,11 @@ class _Side:
     loaded: LoadedModel | None = None
 
 
-def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_json: Path | None) -> ReportResult:
+def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_json: Path | None,
+                progress: Progress | None = None) -> ReportResult:
     if (base_weights is None) == (base_json is None):
         raise ConfigError("compare needs exactly one of --base-weights and --base-json")
-    progress = Progress(enabled=settings.progress)
+    progress = progress or Progress(enabled=settings.progress)
     out_dir = prepare_output_dir(settings.out_dir)
     device = resolve_device(settings.device)
     thresholds = load_thresholds(settings.config_file, min_accuracy=settings.min_accuracy)
@@ -127,7 +128,6 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
         report, title=f"nnviz_report · compare · {settings.model}", compare=section,
         settings=(*report.settings, ("compare_base", base_name), ("compare_mode", section.mode)))
     paths = write_outputs(report, settings, out_dir, progress)
-    progress.done(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
     # The gate judges the head: the comparison explains, the head is what would ship.
     return ReportResult(report, paths, exit_code_for(report.findings, settings.fail_on))
 

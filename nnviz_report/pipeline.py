@@ -72,8 +72,9 @@ def generate_report(**options: object) -> ReportResult:
     return run(ReportSettings(**options))  # type: ignore[arg-type]
 
 
-def run(settings: ReportSettings) -> ReportResult:
-    progress = Progress(enabled=settings.progress)
+def run(settings: ReportSettings, *, progress: Progress | None = None) -> ReportResult:
+    """``progress``: the CLI's, already showing its first line; by default one from settings."""
+    progress = progress or Progress(enabled=settings.progress)
     out_dir = prepare_output_dir(settings.out_dir)
     device = resolve_device(settings.device)
     thresholds = load_thresholds(settings.config_file, min_accuracy=settings.min_accuracy)
@@ -87,7 +88,6 @@ def run(settings: ReportSettings) -> ReportResult:
 
     report = build_report(loaded, sample, settings, thresholds, device, progress)
     paths = write_outputs(report, settings, out_dir, progress)
-    progress.done(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
     return ReportResult(report, paths, exit_code_for(report.findings, settings.fail_on))
 
 
@@ -145,6 +145,7 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
             layers=capture.layers, gradcam_layer=settings.gradcam_layer, device=device)
     flow = None
     if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
+        progress.stage("flow diagram")
         example = normalise(sample.images[:2]).to(next(module.parameters(), torch.empty(0)).device)
         flow = flow_section(module, example, layers, params, anchors, direction=settings.graph_direction,
                             fold=settings.graph_fold, group_depth=settings.graph_group_depth)
