@@ -29,10 +29,15 @@ APT_INSTALL = SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo
 
 .PHONY: report test system-deps fonts examples bench clean
 
+# PIP_ENV: setuptools' editable install prints an "InformationOnly" banner (folders named like the
+# package in the working directory may shadow it); here that folder is the package itself, so the
+# banner is noise on a newcomer's first screen. Only that one warning is filtered, by its message.
+PIP_ENV := PYTHONWARNINGS="ignore:Editable installation"
+
 $(BIN)/nnviz-report: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(PIP_ENV) $(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 # The report's PDF embeds exactly DejaVu Sans, DejaVu Sans Bold and DejaVu Sans Mono (pdffonts on
@@ -75,7 +80,7 @@ examples: $(BIN)/nnviz-report system-deps
 	$(BIN)/python scripts/make_examples.py --screenshots
 
 bench: $(BIN)/nnviz-report
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(PIP_ENV) $(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:

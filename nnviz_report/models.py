@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import pickle
 import sys
+import warnings
 import zipfile
 from collections.abc import Mapping
 from importlib import resources
@@ -230,7 +231,11 @@ def _load_torchscript(path: Path, weights: Path | None) -> LoadedModel:
     if not path.is_file():
         raise CheckpointError(f"TorchScript file {path} does not exist")
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            # torch ≥ 2.10 deprecates torch.jit in favour of torch.export; the user chose a TorchScript
+            # file with torchscript:PATH, and the notice (about torch's own API) is nothing they can act on.
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise CheckpointError(f"{path.name} is not a TorchScript archive ({_first_line(exc)})") from None
     return LoadedModel(module, f"torchscript:{path.name}", "TorchScript", path.name, sha256_file(path))
