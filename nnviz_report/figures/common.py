@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import matplotlib
@@ -70,10 +70,13 @@ def _plain_texts(fig: MplFigure) -> None:
             formatter = axis.get_major_formatter()
             if isinstance(formatter, FixedFormatter):
                 formatter.seq = [plain_label(str(label)) for label in formatter.seq]
-            elif isinstance(formatter, FuncFormatter):  # what set_ticks(ticks, labels) makes
-                formatter.func = lambda x, pos, f=formatter.func: plain_label(str(f(x, pos)))
-            elif isinstance(formatter, StrCategoryFormatter):  # bars or points over names
-                axis.set_major_formatter(FuncFormatter(lambda x, pos, f=formatter: plain_label(f(x, pos))))
+            elif isinstance(formatter, FuncFormatter | StrCategoryFormatter):
+                # FuncFormatter: what set_ticks(ticks, labels) makes; StrCategoryFormatter: bars over names.
+                axis.set_major_formatter(FuncFormatter(_plain_formatter(formatter)))
+
+
+def _plain_formatter(formatter: Callable[[Any, Any], Any]) -> Callable[[Any, Any], str]:
+    return lambda x, pos: plain_label(str(formatter(x, pos)))
 
 
 def new_figure(width: float, height: float) -> MplFigure:
