@@ -145,7 +145,7 @@ class _Ticker:
 
         self._text = text
         self._began = time.monotonic()
-        self._bar = tqdm(total=None, desc=text, bar_format="{desc}… {elapsed}", file=stream, leave=True,
+        self._bar = tqdm(total=None, desc=text, bar_format="{desc}… {elapsed_s:.0f}s", file=stream, leave=True,
                          dynamic_ncols=True)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="nnviz-report-progress", daemon=True)
