@@ -22,7 +22,7 @@ exit codes:
   0    done; no finding at or above --fail-on (or no --fail-on)
   1    done, the files are written, and a finding is at or above --fail-on
   2    bad input or usage (one line on stderr says what to do); nothing written
-  3    internal error (a bug; the traceback with --debug); nothing written
+  3    internal error (a bug to report); nothing written
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM); nothing written
 """
 README_POINTER = "More in the README: Quick start, Usage, CI (exit codes) and Bad input (every error message)."
