@@ -96,11 +96,11 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
 
     # The seed is set before each side so the head's sections are those of a plain report run.
     torch.manual_seed(settings.seed)
-    head_capture = capture_sample(head, sample, settings, device, progress)
+    head_capture = capture_sample(head, sample, settings, device, progress, label="capture (head)")
     report = build_report(head, sample, settings, thresholds, device, progress, capture=head_capture)
     if base_loaded is not None:
         torch.manual_seed(settings.seed)
-        base_capture = capture_sample(base_loaded, sample, settings, device, progress)
+        base_capture = capture_sample(base_loaded, sample, settings, device, progress, label="capture (base)")
         progress.stage("base statistics")
         stats = statistics(base_capture, sample, thresholds, Anchors())
         base = _Side(

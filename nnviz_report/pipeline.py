@@ -92,10 +92,10 @@ def run(settings: ReportSettings, *, progress: Progress | None = None) -> Report
 
 
 def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
-                   progress: Progress) -> CaptureResult:
+                   progress: Progress, *, label: str = "capture") -> CaptureResult:
     """The one forward+backward pass over the sample; compare mode runs it once per checkpoint."""
     showcase_positions = choose_showcase(sample.labels, settings.showcase)
-    with progress.bar("capture", total=sample.count, unit="img") as advance:
+    with progress.bar(label, total=sample.count, unit="img") as advance:
         return run_capture(loaded.module, normalise(sample.images), sample.labels, batch_size=settings.batch_size,
                            device=device, showcase_positions=showcase_positions, progress=advance)
 
