@@ -12,6 +12,7 @@ it before the heavy imports, so the user sees the run start at once."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ LOG_INTERVAL_S = 10.0
 # How often the terminal's stage clock is redrawn.
 TICK_S = 0.5
 SEVERITY_ORDER = ("fail", "warn", "pass")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 LISTED_CAUSES = 5
 
 
@@ -61,6 +63,9 @@ class Progress:
         return f"{PREFIX} [{time.strftime('%H:%M:%S')} +{self.elapsed():.1f}s] {text}"
 
     def _write(self, line: str) -> None:
+        # Layer names and paths come from the user's model and disk: an escape sequence or a
+        # newline in one must not repaint the terminal or split a log line.
+        line = _CONTROL.sub("?", line)
         if self.terminal:
             from tqdm import tqdm
 

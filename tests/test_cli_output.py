@@ -168,6 +168,13 @@ def test_terminal_stage_line_ends_with_its_duration() -> None:
     assert re.search(r"nnviz-report: next: \d+\.\ds", stream.getvalue())  # closed by the context
 
 
+def test_names_cannot_inject_escape_sequences_or_split_lines() -> None:
+    stream = io.StringIO()
+    Progress(stream=stream, terminal=False).note("fail dead-channels at body.\x1b[2Jx\nfake line")
+    (line,) = stream.getvalue().splitlines()
+    assert line.endswith("fail dead-channels at body.?[2Jx?fake line")
+
+
 def test_disabled_progress_prints_nothing() -> None:
     stream = io.StringIO()
     progress = Progress(enabled=False, stream=stream, terminal=False)
