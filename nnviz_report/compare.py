@@ -77,10 +77,11 @@ class _Side:
     loaded: LoadedModel | None = None
 
 
-def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_json: Path | None) -> ReportResult:
+def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_json: Path | None,
+                progress: Progress | None = None) -> ReportResult:
     if (base_weights is None) == (base_json is None):
         raise ConfigError("compare needs exactly one of --base-weights and --base-json")
-    progress = Progress(enabled=settings.progress)
+    progress = progress or Progress(enabled=settings.progress)
     out_dir = prepare_output_dir(settings.out_dir)
     device = resolve_device(settings.device)
     thresholds = load_thresholds(settings.config_file, min_accuracy=settings.min_accuracy)
@@ -101,11 +102,11 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
 
     # The seed is set before each side so the head's sections are those of a plain report run.
     torch.manual_seed(settings.seed)
-    head_capture = capture_sample(head, sample, settings, device, progress)
+    head_capture = capture_sample(head, sample, settings, device, progress, label="capture (head)")
     report = build_report(head, sample, settings, thresholds, device, progress, capture=head_capture)
     if base_loaded is not None:
         torch.manual_seed(settings.seed)
-        base_capture = capture_sample(base_loaded, sample, settings, device, progress)
+        base_capture = capture_sample(base_loaded, sample, settings, device, progress, label="capture (base)")
         progress.stage("base statistics")
         # The base's weight spectra are judged too, so that a spectra finding can be new or resolved;
         # saliency is not computed for the base, so its findings are not compared.
@@ -144,7 +145,6 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
         findings=checklist.findings, verdict=checklist.verdict,
         settings=(*report.settings, ("compare_base", base_name), ("compare_mode", section.mode)))
     paths = write_outputs(report, settings, out_dir, progress)
-    progress.done(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
     # The gate judges the head: the comparison explains, the head is what would ship.
     return ReportResult(report, paths, exit_code_for(report.findings, settings.fail_on))
 

@@ -92,18 +92,26 @@ def _first_per_class(labels: list[int] | np.ndarray, per_class: int, available: 
 def _load_torchvision_cifar10(root: Path, per_class: int, download: bool) -> SampleSet:
     from torchvision.datasets import CIFAR10
 
+    # torchvision creates the folder before it tries to download; a failed try must not leave an
+    # empty cache folder behind (the next run would look for the data in it).
+    created = [p for p in (root, *root.parents) if not p.exists()]
     try:
         dataset = CIFAR10(str(root), train=False, download=download)
-    except (urllib.error.URLError, OSError, ConnectionError) as exc:
+    except (urllib.error.URLError, OSError, ConnectionError, RuntimeError) as exc:
+        for folder in created:  # deepest first; stops at the first that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        if isinstance(exc, RuntimeError):  # torchvision: "Dataset not found or corrupted. You can use download=True…"
+            raise DataError(
+                f"no CIFAR-10 test split in {root} (not found or corrupted); pass --data-root DIR holding "
+                "cifar-10-batches-py, allow downloading, or use --data PATH to an ImageFolder directory"
+            ) from None
         reason = getattr(exc, "reason", exc)
         raise DataError(
             f"could not download CIFAR-10 into {root} ({reason}); pass a local copy with "
             "--data-root DIR (holding cifar-10-batches-py) or an ImageFolder directory with --data PATH"
-        ) from None
-    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
-        raise DataError(
-            f"no CIFAR-10 test split in {root} ({exc}); pass --data-root DIR holding "
-            "cifar-10-batches-py, allow downloading, or use --data PATH to an ImageFolder directory"
         ) from None
     indices = _first_per_class(np.asarray(dataset.targets), per_class, f"the CIFAR-10 test split in {root}")
     images = torch.from_numpy(dataset.data[indices]).permute(0, 3, 1, 2).contiguous()

@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 import importlib
 import pickle
+import sys
+import warnings
 import zipfile
 from collections.abc import Mapping
 from importlib import resources
@@ -237,7 +239,9 @@ def _user_factory(spec: str) -> nn.Module:
     try:
         python_module = importlib.import_module(module_name)
     except Exception as exc:
-        raise ModelError(f"model spec {spec!r}: cannot import {module_name!r} ({_first_line(exc)})") from None
+        raise ModelError(
+            f"model spec {spec!r}: cannot import {module_name!r} ({_first_line(exc)}); {_import_hint(module_name, exc)}"
+        ) from None
     factory = getattr(python_module, attr, None)
     if factory is None:
         raise ModelError(
@@ -265,10 +269,29 @@ def _load_torchscript(path: Path, weights: Path | None) -> LoadedModel:
     if not path.is_file():
         raise CheckpointError(f"TorchScript file {path} does not exist")
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            # torch ≥ 2.10 deprecates torch.jit in favour of torch.export; the user chose a TorchScript
+            # file with torchscript:PATH, and the notice (about torch's own API) is nothing they can act on.
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise CheckpointError(f"{path.name} is not a TorchScript archive ({_first_line(exc)})") from None
     return LoadedModel(module, f"torchscript:{path.name}", "TorchScript", path.name, sha256_file(path))
+
+
+def _import_hint(module_name: str, exc: BaseException) -> str:
+    """The likely fix for a factory module that does not import. The usual cause is the import
+    path: the `nnviz-report` command, unlike `python -m`, does not look in the current folder."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name and (module_name + ".").startswith(exc.name + "."):
+        top = exc.name.split(".")[0]
+        if (Path.cwd() / f"{top}.py").is_file() or (Path.cwd() / top).is_dir():
+            return (f"{top} is in the current folder, which nnviz-report does not search: run it with PYTHONPATH=. "
+                    "(or pip install -e . if it is a package)")
+        return (f"is it installed in this Python ({sys.executable}; pip install it there), or is the folder "
+                "that holds it on PYTHONPATH?")
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return f"{module_name} needs {exc.name!r}, which is not installed in this Python ({sys.executable})"
+    return f"the module raised while being imported; run python -c 'import {module_name}' to see the traceback"
 
 
 def _first_line(exc: BaseException, limit: int = 160) -> str:

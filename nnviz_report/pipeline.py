@@ -75,8 +75,9 @@ def generate_report(**options: object) -> ReportResult:
     return run(ReportSettings(**options))  # type: ignore[arg-type]
 
 
-def run(settings: ReportSettings) -> ReportResult:
-    progress = Progress(enabled=settings.progress)
+def run(settings: ReportSettings, *, progress: Progress | None = None) -> ReportResult:
+    """``progress``: the CLI's, already showing its first line; by default one from settings."""
+    progress = progress or Progress(enabled=settings.progress)
     out_dir = prepare_output_dir(settings.out_dir)
     device = resolve_device(settings.device)
     thresholds = load_thresholds(settings.config_file, min_accuracy=settings.min_accuracy)
@@ -90,12 +91,11 @@ def run(settings: ReportSettings) -> ReportResult:
 
     report = build_report(loaded, sample, settings, thresholds, device, progress)
     paths = write_outputs(report, settings, out_dir, progress)
-    progress.done(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
     return ReportResult(report, paths, exit_code_for(report.findings, settings.fail_on))
 
 
 def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
-                   progress: Progress) -> CaptureResult:
+                   progress: Progress, *, label: str = "capture") -> CaptureResult:
     """The one forward+backward pass over the sample; compare mode runs it once per checkpoint."""
     inputs = normalise(sample.images)
     predicted: list[int] | None
@@ -110,7 +110,7 @@ def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSetti
         predicted = confidence = None
     showcase_positions = choose_showcase(sample.labels, settings.showcase, predictions=predicted,
                                          confidences=confidence)
-    with progress.bar("capture", total=sample.count, unit="img") as advance:
+    with progress.bar(label, total=sample.count, unit="img") as advance:
         return run_capture(loaded.module, inputs, sample.labels, batch_size=settings.batch_size,
                            device=device, showcase_positions=showcase_positions, progress=advance)
 
@@ -165,6 +165,7 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
     slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
     flow = None
     if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
+        progress.stage("flow diagram")
         example = normalise(sample.images[:2]).to(next(module.parameters(), torch.empty(0)).device)
         flow = flow_section(module, example, layers, params, anchors, direction=settings.graph_direction,
                             fold=settings.graph_fold, group_depth=settings.graph_group_depth)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import matplotlib
 import numpy as np
+from matplotlib.category import StrCategoryFormatter
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.text import Text
+from matplotlib.ticker import FixedFormatter, FuncFormatter
 from PIL import Image
 
 from ..report_model import Figure
@@ -45,6 +48,35 @@ def style() -> Iterator[None]:
 
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Control characters (they come from layer names) have no glyph: matplotlib warned about each one
+# while measuring text and wrote it into the SVG. Labels show "?" in their place instead.
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def plain_label(text: str) -> str:
+    """``text`` with every control character (newline excepted) replaced by "?"."""
+    return _CONTROL.sub("?", text)
+
+
+def _plain_texts(fig: MplFigure) -> None:
+    """plain_label on every text of a figure, tick labels included (those are made from the
+    axis formatter's strings at draw time, so the formatter's strings are replaced too)."""
+    for artist in fig.findobj(Text):
+        text = artist.get_text()
+        if _CONTROL.search(text):
+            artist.set_text(plain_label(text))
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            formatter = axis.get_major_formatter()
+            if isinstance(formatter, FixedFormatter):
+                formatter.seq = [plain_label(str(label)) for label in formatter.seq]
+            elif isinstance(formatter, FuncFormatter | StrCategoryFormatter):
+                # FuncFormatter: what set_ticks(ticks, labels) makes; StrCategoryFormatter: bars over names.
+                axis.set_major_formatter(FuncFormatter(_plain_formatter(formatter)))
+
+
+def _plain_formatter(formatter: Callable[[Any, Any], Any]) -> Callable[[Any, Any], str]:
+    return lambda x, pos: plain_label(str(formatter(x, pos)))
 
 
 def new_figure(width: float, height: float) -> MplFigure:
@@ -53,6 +85,7 @@ def new_figure(width: float, height: float) -> MplFigure:
 
 def svg_figure(fig: MplFigure, name: str, alt: str, *, width: int | None = None) -> Figure:
     buffer = io.StringIO()
+    _plain_texts(fig)
     with style():
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
@@ -108,9 +141,12 @@ def tile(images: list[np.ndarray], columns: int, gap: int = 1, background: int =
 def filter_mosaic(filters: np.ndarray, name: str, alt: str) -> Figure:
     """(out, 3, k, k) filters as RGB tiles; grey is zero, and one symmetric scale for all
     filters keeps their strengths comparable."""
-    limit = float(np.abs(filters).max()) or 1.0
+    finite = np.abs(filters[np.isfinite(filters)])
+    limit = float(finite.max()) if finite.size else 0.0
+    limit = limit or 1.0
     tiles = [np.transpose(0.5 + 0.5 * f / limit, (1, 2, 0)) for f in filters]
-    pixels = [(np.clip(t, 0, 1) * 255).round().astype(np.uint8) for t in tiles]
+    # NaN or infinite weights (a broken checkpoint, reported as a finding) are drawn grey, as zero.
+    pixels = [(np.nan_to_num(np.clip(t, 0, 1), nan=0.5) * 255).round().astype(np.uint8) for t in tiles]
     k = filters.shape[-1]
     scale = max(1, 24 // k)
     enlarged = [np.kron(p, np.ones((scale, scale, 1), dtype=np.uint8)) for p in pixels]

@@ -11,7 +11,7 @@ import seaborn as sns
 from PIL import Image, ImageDraw, ImageFont
 
 from ..report_model import Figure
-from .common import CATEGORICAL, colourise, new_figure, png_figure, style, svg_figure
+from .common import CATEGORICAL, colourise, new_figure, plain_label, png_figure, style, svg_figure
 
 TILE = 36  # px per feature map and for the input thumbnail: two strips side by side fit the page
 GAP = 3
@@ -71,7 +71,7 @@ def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
     with style():
         fig = new_figure(size + 1.0, size)
         ax = fig.add_subplot()
-        ticks = names if n <= 40 else "auto"
+        ticks = [plain_label(name) for name in names] if n <= 40 else "auto"  # seaborn measures them at once
         sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=True, xticklabels=ticks,
                     yticklabels=ticks, cbar_kws={"label": "linear CKA", "shrink": 0.7},
                     annot=n <= 8, fmt=".2f", annot_kws={"fontsize": 7})
