@@ -28,6 +28,7 @@ from torch.utils._pytree import tree_flatten
 
 from nnviz_report.errors import ConfigError
 from nnviz_report.flow_svg import longest_path_ranks  # the layout's layers define a skip edge
+from nnviz_report.hooks import HookSet, model_session
 
 FOLD_MODES = ("auto", "always", "never")
 # "auto" folds only when the unfolded diagram would have more nodes than this.
@@ -117,15 +118,10 @@ def extract_graph(
         raise ConfigError(f"fold must be one of {', '.join(FOLD_MODES)}, got {fold!r}")
     if group_depth < 0:
         raise ConfigError(f"group_depth must be >= 0, got {group_depth!r}")
-    was_training = {name: m.training for name, m in model.named_modules()}
-    try:
-        model.eval()
-        with torch.no_grad():
-            raw, method = _extract_raw(model, example_input)
-    finally:
-        # Each module's own flag back: model.train(flag) would unfreeze a frozen BatchNorm.
-        for name, m in model.named_modules():
-            m.training = was_training.get(name, m.training)
+    # The model runs for real here (fx's interpreter or the hook fallback): the session puts every
+    # flag, buffer and parameter back, so a forward that updates a buffer leaves no trace.
+    with model_session(model, param_grads=False), torch.no_grad():
+        raw, method = _extract_raw(model, example_input)
     raw = _prune_unreachable(raw)
     total_params = sum(p.numel() for p in model.parameters())  # parameters() yields shared ones once
     return _assemble(raw, method, total_params, group_depth=group_depth, fold=fold)
@@ -382,18 +378,14 @@ class _HookExtractor:
         self.nodes.append(_RawNode(_INPUT_ID, "input", "input", None, (),
                                    _per_sample_shape(example_input, self.batch), 0, 0))
         self._produced(example_input, _INPUT_ID)
-        handles = []
-        try:
+        with HookSet() as hooks:
             for name, module in self.model.named_modules():
                 if not name:
                     continue
-                handles.append(module.register_forward_pre_hook(self._pre_hook))
-                handles.append(module.register_forward_hook(self._post_hook))
+                hooks.forward_pre_hook(module, self._pre_hook)
+                hooks.forward_hook(module, self._post_hook)
             with _FunctionalOpRecorder(self):
                 output = self.model(example_input)
-        finally:
-            for handle in handles:
-                handle.remove()
         self.nodes.append(_RawNode(_OUTPUT_ID, "output", "output", None, (),
                                    _per_sample_shape(output, self.batch), 0, 0, self._sources(output)))
         return self.nodes
