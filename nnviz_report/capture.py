@@ -200,6 +200,9 @@ def run_capture(
         for path, module in layers:
             with contextlib.suppress(RuntimeError):  # TorchScript modules refuse Python hooks
                 hooks.forward_hook(module, make_hook(path, module))
+        # Without a trainable parameter the loss depends on nothing that requires a gradient;
+        # the input then does, so that activation gradients still flow.
+        input_grad = not any(p.requires_grad for p in model.parameters())
         for start in range(0, count, batch_size):
             stop = min(start + batch_size, count)
             calls.clear()
@@ -208,10 +211,11 @@ def run_capture(
             showcase_rows.update(
                 {p - start: slot for slot, p in enumerate(showcase_positions) if start <= p < stop}
             )
-            x = inputs[start:stop].to(device)
+            x = inputs[start:stop].to(device).requires_grad_(input_grad)
             y = labels[start:stop].to(device)
             logits = _forward(model, x, ran)
             _check_logits(logits, stop - start)
+            _check_differentiable(logits)
             losses = nn.functional.cross_entropy(logits.float(), y, reduction="none")
             # Summing per-sample losses divided by N makes the accumulated .grad the
             # gradient of the mean loss over the whole sample, whatever the batch size.
@@ -223,7 +227,7 @@ def run_capture(
         params = _parameter_summaries(model)
         first_conv = _first_conv(model)
     return CaptureResult(
-        layers=[accumulators[n].result() for n in order],
+        layers=[_batch_first_only(accumulators[n].result(), count) for n in order],
         params=params,
         logits=np.concatenate(logits_parts),
         losses=np.concatenate(loss_parts),
@@ -256,6 +260,29 @@ def _check_logits(logits: Tensor, batch: int) -> None:
             f"the model's output has shape {tuple(logits.shape)} for a batch of {batch}; "
             f"expected ({batch}, {NUM_CLASSES}) logits for the ten CIFAR-10 classes"
         )
+
+
+def _check_differentiable(logits: Tensor) -> None:
+    if not (logits.is_floating_point() or logits.is_complex()):
+        raise ModelError(
+            f"the model returned {str(logits.dtype).removeprefix('torch.')} logits; nnviz_report needs "
+            "floating-point scores per class (return the logits before any argmax or rounding)"
+        )
+    if not logits.requires_grad:
+        raise ModelError(
+            "the model's output does not depend on anything autograd tracks: its forward runs under "
+            "torch.no_grad() or torch.inference_mode() (or detaches its output); remove that so gradients "
+            "can be computed"
+        )
+
+
+def _batch_first_only(layer: LayerCapture, count: int) -> LayerCapture:
+    """A layer whose output's first dimension is not the batch (LeViT's BatchNorm1d over
+    (batch·tokens, channels)) keeps its statistics but is left out of the per-sample analyses
+    (similarity, separability), which need one row per sample."""
+    if layer.pooled_features is not None and layer.pooled_features.shape[0] != count:
+        return dataclasses.replace(layer, pooled_features=None, showcase_maps=None)
+    return layer
 
 
 def _owner(name: str) -> str:

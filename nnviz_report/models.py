@@ -332,7 +332,9 @@ def _load_torchscript(path: Path, weights: Path | None) -> LoadedModel:
         raise CheckpointError(f"TorchScript file {one_line(path)} does not exist or is not a regular file")
     _check_declared_size(path)
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+: "torch.jit.load is deprecated"
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise CheckpointError(f"{one_line(path.name)} is not a TorchScript archive ({_first_line(exc)})") from None
     return LoadedModel(module, f"torchscript:{path.name}", "TorchScript", path.name, sha256_file(path))

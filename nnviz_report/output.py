@@ -194,7 +194,7 @@ def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progr
         html = None
         if OutputFormat.HTML in settings.formats or OutputFormat.PDF in settings.formats:
             progress.stage("rendering HTML")
-            html = render_html(report, template_dir=settings.template_dir)
+            html = _utf8(render_html(report, template_dir=settings.template_dir))
         for fmt in settings.formats:
             if fmt is OutputFormat.HTML:
                 assert html is not None
@@ -208,14 +208,21 @@ def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progr
                 # WeasyPrint swallows a KeyboardInterrupt raised while it draws an SVG figure.
                 interrupts.check()
             elif fmt is OutputFormat.JSON:
-                data = render_json(report).encode("utf-8")
+                data = _utf8(render_json(report)).encode("utf-8")
             else:
-                data = render_markdown(report, template_dir=settings.template_dir).encode("utf-8")
+                data = _utf8(render_markdown(report, template_dir=settings.template_dir)).encode("utf-8")
             _write(staging / FILE_NAMES[fmt], data)
             names.append(FILE_NAMES[fmt])
         publish(staging, out_dir, names)
     note_stale_reports(out_dir, names)
     return {fmt.value: out_dir / FILE_NAMES[fmt] for fmt in settings.formats}
+
+
+def _utf8(text: str) -> str:
+    """``text`` with any lone surrogate (what Python makes of a non-UTF-8 byte in a file name or
+    argument) written out as ``\\udcff``: valid UTF-8 for every format, and in JSON the same
+    escape reads back as the same string."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def publish(staging: Path, out_dir: Path, names: list[str]) -> None:

@@ -60,7 +60,7 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
         return f"#{anchor}" if anchor else None
 
     svg = render_flow_svg(graph, direction=direction, health=node_health(layers, params), href=href)
-    diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8"),
+    diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8", "backslashreplace"),  # lone surrogates in names
                      "Data-flow diagram of the network from input to logits", inline=True)
     return FlowSection(graph.method, direction, graph.fold_depth is not None, graph, graph.layers,
                        graph.total_params, graph.total_macs, diagram, print_pages(svg))
