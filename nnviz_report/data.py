@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 
 from .errors import DataError, one_line
 from .zoo import CIFAR10_MEAN, CIFAR10_STD
@@ -151,7 +151,7 @@ def _load_image_folder(root: Path, per_class: int) -> SampleSet:
         offset += len(files)
     stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     return SampleSet(stacked, torch.tensor(labels, dtype=torch.int64), tuple(indices),
-                     f"ImageFolder {one_line(root.name)}", per_class)
+                     f"ImageFolder {root.name}", per_class)
 
 
 # Modes whose samples are 8 bits, which Pillow converts to RGB correctly.
@@ -168,7 +168,11 @@ def _read_image(path: Path) -> np.ndarray:
     name = one_line(path)
     if path.suffix.lower() not in _IMAGE_SUFFIXES:
         raise DataError(f"{name} is not an image file; the class folders must hold only 32×32 RGB images")
+    # WeasyPrint sets Pillow's LOAD_TRUNCATED_IMAGES process-wide when imported (a PDF rendered
+    # earlier in this process): a truncated image would then load with a grey band, silently.
+    load_truncated = ImageFile.LOAD_TRUNCATED_IMAGES
     try:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
@@ -184,6 +188,8 @@ def _read_image(path: Path) -> np.ndarray:
         raise
     except Exception as exc:  # a damaged file makes Pillow's decoders raise almost anything
         raise DataError(f"{name} cannot be read as an image ({exc.__class__.__name__}); remove or replace it") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = load_truncated
 
 
 def _as_rgb8(img: Image.Image, name: str) -> np.ndarray:

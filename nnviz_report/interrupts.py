@@ -52,17 +52,19 @@ def handled() -> Iterator[None]:
     """Install the handlers for one command (main thread only; elsewhere nothing changes)."""
     global _received
     _received = None
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, _handler)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, _handler)
     try:
         yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        # The flag belongs to this command: a later generate_report() in the same process must
+        # not find it set.
+        _received = None
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from nnviz_report import interrupts
 from nnviz_report.cli import main
 from nnviz_report.output import STAGING_PREFIX, remove_abandoned_staging
 
@@ -118,6 +119,7 @@ def test_sigterm_is_143_and_publishes_nothing(previous_report, image_folder: Pat
     assert capsys.readouterr().err == "nnviz-report: terminated; no files were written\n"
     assert snapshot(out) == before
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers are put back
+    assert interrupts.received() is None  # a later generate_report() in this process is not "interrupted"
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
