@@ -64,6 +64,8 @@ def load_thresholds(path: Path | None, *, min_accuracy: float | None = None) -> 
     """Defaults, overridden by a TOML file's ``[thresholds]`` table, then by --min-accuracy."""
     values: dict[str, object] = {}
     if path is not None:
+        if path.exists() and not path.is_file() and not path.is_dir():  # /dev/zero, a FIFO: never ends
+            raise ConfigError(f"config file {one_line(path)} is not a regular file; pass a TOML file with --config")
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -135,6 +135,8 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
 # ---- the archived side -----------------------------------------------------------------------
 
 def read_archived_report(path: Path) -> dict[str, Any]:
+    if path.exists() and not path.is_file():  # a folder, /dev/zero, a FIFO
+        raise SchemaError(f"--base-json {path} is not a regular file; pass an archived report.json")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

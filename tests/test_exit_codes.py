@@ -265,6 +265,14 @@ def test_config_that_is_a_folder(image_folder: Path, tmp_path: Path, capsys) -> 
     assert "cannot be read" in one_line(capsys)
 
 
+def test_endless_config_and_archive_are_refused(image_folder: Path, tmp_path: Path, capsys) -> None:
+    assert run_cli("--model", TINY, "--config", "/dev/zero", data=image_folder, out=tmp_path / "out") == 2
+    assert "config file /dev/zero is not a regular file" in one_line(capsys)
+    assert main(["compare", "--quiet", "--model", TINY, "--data", str(image_folder), "--base-json", "/dev/zero",
+                 "-o", str(tmp_path / "out")]) == 2
+    assert "--base-json /dev/zero is not a regular file" in one_line(capsys)
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1" + "0" * 400])
 def test_thresholds_must_be_finite(image_folder: Path, tmp_path: Path, capsys, value: str) -> None:
     config = tmp_path / "config.toml"
