@@ -26,7 +26,7 @@ from pathlib import Path
 import tomllib
 
 from .config import Severity
-from .errors import ConfigError
+from .errors import ConfigError, one_line
 from .report_model import (
     CheckResult,
     CompareSection,
@@ -118,10 +118,15 @@ def load_thresholds(path: Path | None, *, min_accuracy: float | None = None) -> 
     """Defaults, overridden by a TOML file's ``[thresholds]`` table, then by --min-accuracy."""
     values: dict[str, object] = {}
     if path is not None:
+        if path.exists() and not path.is_file() and not path.is_dir():  # /dev/zero, a FIFO: never ends
+            raise ConfigError(f"config file {one_line(path)} is not a regular file; pass a TOML file with --config")
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist; check the --config path") from None
+            raise ConfigError(f"config file {one_line(path)} does not exist; check the --config path") from None
+        except OSError as exc:  # a folder, a file without read permission
+            raise ConfigError(f"config file {one_line(path)} cannot be read ({one_line(exc.strerror)}); "
+                              "pass a TOML file with --config") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML ({exc})") from None
         table = document.get("thresholds", {})
@@ -135,8 +140,17 @@ def load_thresholds(path: Path | None, *, min_accuracy: float | None = None) -> 
             )
         for key, value in table.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ConfigError(f"config file {path}: threshold {key} must be a number, got {value!r}")
-            values[key] = float(value)
+                raise ConfigError(f"config file {path}: threshold {key} must be a number, got {one_line(value, 60)}")
+            # nan would make every comparison false and silently disable its check; a 5000-digit
+            # integer does not fit a float.
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"config file {path}: threshold {key} must be a finite number, "
+                                  f"got {one_line(value, 40)}")
+            values[key] = number
     if min_accuracy is not None:
         values["min_accuracy"] = min_accuracy
     thresholds = Thresholds(**values)  # type: ignore[arg-type]

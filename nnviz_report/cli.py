@@ -1,4 +1,10 @@
-"""``nnviz-report``: the command line. Exit 0 done, 1 findings at or above --fail-on, 2 bad input.
+"""``nnviz-report``: the command line.
+
+Exit codes are a contract: 0 every requested file written and no finding at --fail-on; 1 every
+file written, with findings at --fail-on; 2 bad input or usage (one line: what is wrong, what to
+do); 3 internal error (one line; the traceback only with --debug or NNVIZ_DEBUG=1); 130 SIGINT;
+143 SIGTERM. A model's own code that calls sys.exit() or raises KeyboardInterrupt by itself is
+bad input, never a pass: only a received signal reads as an interruption.
 
 torch and the pipeline are imported only once a command runs, so that ``--help`` and usage errors
 answer at once and a run prints its first line before PyTorch has loaded (a couple of seconds)."""
@@ -6,16 +12,19 @@ answer at once and a run prints its first line before PyTorch has loaded (a coup
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, interrupts
 from .config import FAIL_ON_CHOICES, OutputFormat, ReportSettings, Severity
-from .errors import NNVizError
+from .errors import NNVizError, one_line
 from .progress import Progress, write_closing
 
-EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 EXIT_CODES = """\
 exit codes:
@@ -135,6 +144,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress and no closing summary on stderr (errors still shown)"
     )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error (also NNVIZ_DEBUG=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,26 +243,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         print(command_list(parser), file=sys.stderr)
         return EXIT_BAD_INPUT
-    try:
-        settings = settings_from(args)
-        with announce(args, settings) as progress:
-            if args.command == "compare":
-                from .compare import run_compare
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("NNVIZ_DEBUG", "") not in ("", "0")
+    with interrupts.handled():
+        try:
+            return _run_command(args)
+        except BaseException as exc:  # every outcome becomes an exit code here, and only here
+            return _exit_code_for_failure(exc, debug)
 
-                result = run_compare(settings, base_weights=args.base_weights, base_json=args.base_json,
-                                     progress=progress)
-            else:
-                from .pipeline import run
 
-                result = run(settings, progress=progress)
-    except NNVizError as exc:
-        print(f"nnviz-report: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("nnviz-report: interrupted; no files were written", file=sys.stderr)
-        return 130
+def _run_command(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    with announce(args, settings) as progress:
+        if args.command == "compare":
+            from .compare import run_compare
+
+            result = run_compare(settings, base_weights=args.base_weights, base_json=args.base_json,
+                                 progress=progress)
+        else:
+            from .pipeline import run
+
+            result = run(settings, progress=progress)
     write_closing(progress, result, fail_on=args.fail_on)
     return result.exit_code
+
+
+def _exit_code_for_failure(exc: BaseException, debug: bool) -> int:
+    signum = interrupts.received()
+    if signum is not None:
+        # Whatever the signal's KeyboardInterrupt became on its way up (some libraries wrap it),
+        # the run was interrupted; the staging folder is gone and nothing was published.
+        what = "interrupted" if signum == signal.SIGINT else "terminated"
+        print(f"nnviz-report: {what}; no files were written", file=sys.stderr)
+        return interrupts.exit_code(signum)
+    if debug and not isinstance(exc, SystemExit):
+        traceback.print_exception(exc)
+    if isinstance(exc, NNVizError):
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    if isinstance(exc, SystemExit):
+        # Nothing in nnviz_report calls sys.exit during a run: this came from the user's code
+        # (the factory's import, the factory, forward), and a model that exits is not a pass.
+        _error(f"the model's code called sys.exit({one_line(exc.code, 80)}) (or raised SystemExit) while "
+               "nnviz_report ran it; a model must return logits, not end the process")
+        return EXIT_BAD_INPUT
+    if isinstance(exc, KeyboardInterrupt):
+        _error("the model's code raised KeyboardInterrupt by itself (no signal was received); "
+               "a model must not raise it")
+        return EXIT_BAD_INPUT
+    if not isinstance(exc, Exception):
+        raise exc  # GeneratorExit and the like are not ours to judge
+    print(f"nnviz-report: internal error: {type(exc).__name__}: {one_line(exc, 300)} — rerun with --debug "
+          "and report it", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _error(message: str) -> None:
+    print(f"nnviz-report: error: {one_line(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ same plain form — the report.json form — so the two routes share every line 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .archive_guard import check_compare_fields, load_json
 from .capture import CaptureResult
 from .checks import CheckInputs, load_thresholds, run_checks
 from .config import ReportSettings
@@ -152,16 +152,15 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
 # ---- the archived side -----------------------------------------------------------------------
 
 def read_archived_report(path: Path) -> dict[str, Any]:
+    if path.exists() and not path.is_file():  # a folder, /dev/zero, a FIFO
+        raise SchemaError(f"--base-json {path} is not a regular file; pass an archived report.json")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"--base-json {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaError(f"--base-json {path} cannot be read ({exc})") from None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SchemaError(f"--base-json {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    record = load_json(text, f"--base-json {path}")
     if not isinstance(record, dict) or "schema_version" not in record:
         raise SchemaError(f"--base-json {path} has no schema_version; it is not an nnviz_report report.json")
     version = record["schema_version"]
@@ -172,6 +171,7 @@ def read_archived_report(path: Path) -> dict[str, Any]:
     for key in ("model", "sample", "environment", "performance", "findings", "activations", "gradients"):
         if not isinstance(record.get(key), (dict, list)):
             raise SchemaError(f"--base-json {path.name} lacks the {key!r} part of a report.json; it is incomplete")
+    check_compare_fields(record, f"--base-json {path.name}")
     return record
 
 

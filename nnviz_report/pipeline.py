@@ -1,17 +1,12 @@
 """The one place that knows every stage: load → capture → statistics → checks → figures →
 report model → files. Everything is written into a temporary folder beside the output and
-moved into place only when complete, so a failed or interrupted run leaves the previous
-report untouched and no partial file behind."""
+moved into place only when complete (see output.py), so a failed or interrupted run leaves
+the previous report untouched and no partial file behind."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import platform
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +16,12 @@ import torchvision
 from . import __version__
 from .capture import CaptureResult, choose_showcase, predict_classes, run_capture
 from .checks import CheckInputs, Thresholds, load_thresholds, run_checks, worst_severity
-from .config import OutputFormat, ReportSettings, Severity
+from .config import ReportSettings, Severity
 from .data import SampleSet, load_sample, normalise
-from .errors import ConfigError, OutputError
+from .errors import ConfigError
 from .figures.common import image_pixels, png_figure
 from .models import LoadedModel, load_model
+from .output import FILE_NAMES, prepare_output_dir, write_outputs  # noqa: F401 (compare imports them from here)
 from .progress import Progress
 from .report_model import (
     SCHEMA_VERSION,
@@ -55,12 +51,6 @@ NORMALISATION = (
     "pixels / 255, then per channel (x − mean) / std with CIFAR-10's mean (0.4914, 0.4822, 0.4465) "
     "and std (0.2470, 0.2435, 0.2616)"
 )
-FILE_NAMES = {
-    OutputFormat.HTML: "report.html",
-    OutputFormat.PDF: "report.pdf",
-    OutputFormat.JSON: "report.json",
-    OutputFormat.MARKDOWN: "report.md",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +68,7 @@ def generate_report(**options: object) -> ReportResult:
 def run(settings: ReportSettings, *, progress: Progress | None = None) -> ReportResult:
     """``progress``: the CLI's, already showing its first line; by default one from settings."""
     progress = progress or Progress(enabled=settings.progress)
-    out_dir = prepare_output_dir(settings.out_dir)
+    out_dir = prepare_output_dir(settings.out_dir, settings.formats)
     device = resolve_device(settings.device)
     thresholds = load_thresholds(settings.config_file, min_accuracy=settings.min_accuracy)
     torch.manual_seed(settings.seed)
@@ -233,78 +223,3 @@ def exit_code_for(findings: tuple[Finding, ...] | list[Finding], fail_on: Severi
     if fail_on is None:
         return 0
     return 1 if any(Severity.rank_of(f.severity) >= fail_on.rank for f in findings) else 0
-
-
-# ---- output ----------------------------------------------------------------------------------
-
-def prepare_output_dir(out_dir: Path) -> Path:
-    """Fail before any work is done if the report could not be written there."""
-    out_dir = out_dir.expanduser().absolute()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"output path {out_dir} is a file; pass a folder with -o")
-    parent = out_dir if out_dir.exists() else _existing_parent(out_dir)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write into {parent}; choose another folder with -o")
-    return out_dir
-
-
-def _existing_parent(path: Path) -> Path:
-    for candidate in path.parents:
-        if candidate.exists():
-            if not candidate.is_dir():
-                raise OutputError(
-                    f"output path {path} lies under {candidate}, which is a file; choose another folder with -o"
-                )
-            return candidate
-    return Path("/")
-
-
-def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progress: Progress) -> dict[str, Path]:
-    from .render.html import render_html
-    from .render.json_record import render_json
-    from .render.markdown import render_markdown
-
-    with staging_dir(out_dir) as staging:
-        written: dict[str, Path] = {}
-        html = None
-        if OutputFormat.HTML in settings.formats or OutputFormat.PDF in settings.formats:
-            progress.stage("rendering HTML")
-            html = render_html(report, template_dir=settings.template_dir)
-        for fmt in settings.formats:
-            target = staging / FILE_NAMES[fmt]
-            if fmt is OutputFormat.HTML:
-                assert html is not None
-                target.write_text(html, encoding="utf-8")
-            elif fmt is OutputFormat.PDF:
-                from .render.pdf import render_pdf
-
-                progress.stage("rendering PDF")
-                assert html is not None
-                target.write_bytes(render_pdf(html))
-            elif fmt is OutputFormat.JSON:
-                target.write_text(render_json(report), encoding="utf-8")
-            elif fmt is OutputFormat.MARKDOWN:
-                target.write_text(render_markdown(report, template_dir=settings.template_dir), encoding="utf-8")
-            written[fmt.value] = out_dir / FILE_NAMES[fmt]
-        publish(staging, out_dir)
-    return written
-
-
-@contextmanager
-def staging_dir(out_dir: Path) -> Iterator[Path]:
-    """A temporary folder on the output's filesystem (so the final moves are renames), removed
-    whatever happens, Ctrl-C included."""
-    parent = out_dir.parent if not out_dir.exists() else out_dir
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".nnviz-report-", dir=parent))
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def publish(staging: Path, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in sorted(staging.iterdir()):
-        os.replace(path, out_dir / path.name)
-

@@ -7,6 +7,9 @@ since the start, one per stage and a few during the capture, so a log shows wher
 Then one closing summary: status, accuracy, findings by severity, where the files are, and with
 --fail-on which findings made the run exit 1.
 
+Every stage and every batch also checks the interrupt flag (interrupts.py): a stage boundary is
+where a signal whose KeyboardInterrupt was swallowed (WeasyPrint does) still stops the run.
+
 This module imports neither torch nor tqdm at import time: the CLI prints its first line through
 it before the heavy imports, so the user sees the run start at once."""
 
@@ -19,6 +22,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from . import interrupts
 
 if TYPE_CHECKING:
     from .report_model import Finding, Report
@@ -75,6 +80,7 @@ class Progress:
 
     def stage(self, text: str) -> None:
         """A stage begins (and the one before it ends)."""
+        interrupts.check()
         if not self.enabled:
             return
         self._end_stage()
@@ -114,7 +120,7 @@ class Progress:
     def bar(self, text: str, *, total: int, unit: str) -> Iterator[Callable[[int], None]]:
         """Yields ``advance(n)``; the caller calls it once per batch."""
         if not self.enabled:
-            yield lambda n: None
+            yield lambda n: interrupts.check()
             return
         self._end_stage()
         if self.terminal:
@@ -124,13 +130,18 @@ class Progress:
             # faster than 0.1 s); leave=True: the finished bar stays as the stage's record.
             with tqdm(total=total, desc=f"{PREFIX} {text}", unit=unit, file=self.stream, leave=True,
                       mininterval=0, dynamic_ncols=True) as tqdm_bar:
-                yield tqdm_bar.update
+                def advance_bar(n: int) -> None:
+                    interrupts.check()
+                    tqdm_bar.update(n)
+
+                yield advance_bar
             return
         begun = self._clock()
         state = {"done": 0, "last": begun}
         self._write(self._log_line(f"{text}: 0/{total} {unit}"))
 
         def advance(n: int) -> None:
+            interrupts.check()
             state["done"] += n
             now = self._clock()
             if now - state["last"] >= LOG_INTERVAL_S and state["done"] < total:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..report_model import Figure, HistogramData
-from .common import CATEGORICAL, colourise, new_figure, png_figure, style, svg_figure, tile
+from .common import CATEGORICAL, colourise, drawable_names, new_figure, png_figure, style, svg_figure, tile
 
 MAX_CHANNELS = 8  # one row per sample; 16 doubled the size of a resnet20 report for little more insight
 
@@ -34,13 +34,14 @@ def feature_grid(maps: np.ndarray, channels: np.ndarray, name: str, alt: str) ->
 def distribution_figure(names: list[str], histograms: list[HistogramData], means: list[float]) -> Figure:
     """A fan chart: per layer the 5–95 % and 25–75 % ranges and the median, read off the
     streamed histograms, on a symmetric-log axis so small and large layers both show."""
+    names = drawable_names(names)
     from ..stats.moments import Histogram
 
     quantiles = np.array([
         [Histogram(h.start, h.width, h.counts).quantile(q) for q in (0.05, 0.25, 0.5, 0.75, 0.95)]
         if sum(h.counts) else [np.nan] * 5
         for h in histograms
-    ])
+    ]).reshape(-1, 5)  # (0, 5) when no layer could be hooked (a TorchScript model)
     x = np.arange(len(names))
     with style():
         fig = new_figure(max(6.0, min(14.0, 0.16 * len(names) + 3)), 3.4)
@@ -52,7 +53,7 @@ def distribution_figure(names: list[str], histograms: list[HistogramData], means
         ax.set_yscale("symlog", linthresh=1e-2)
         step = max(1, len(names) // 40)
         ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)
-        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_xlim(-0.5, max(len(names), 1) - 0.5)
         ax.set_ylabel("activation value")
         ax.legend(loc="upper left", ncols=4, frameon=False, fontsize=7)
         return svg_figure(fig, "activation-distribution", "Activation value distribution per layer, input to output")

@@ -97,6 +97,12 @@ def svg_figure(fig: MplFigure, name: str, alt: str, *, width: int | None = None)
     return Figure(name, "image/svg+xml", text.encode("utf-8"), alt, width)
 
 
+def drawable_names(names: list[str]) -> list[str]:
+    """Names as FreeType can draw them: a lone surrogate (a non-UTF-8 byte in a module name, as
+    Python decodes it) written out as ``\\udcff``, as every other output writes it."""
+    return [n.encode("utf-8", "backslashreplace").decode("utf-8") for n in names]
+
+
 def png_figure(pixels: np.ndarray, name: str, alt: str, *, scale: int = 1, width: int | None = None) -> Figure:
     """uint8 (H, W, 3) pixels, enlarged by ``scale`` with nearest-neighbour so pixels stay crisp."""
     image = _exact_palette_image(np.ascontiguousarray(pixels))

@@ -7,10 +7,11 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from ..report_model import Figure
-from .common import CATEGORICAL, new_figure, style, svg_figure
+from .common import CATEGORICAL, drawable_names, new_figure, style, svg_figure
 
 
 def _depth_axis(ax: Axes, names: list[str]) -> None:
+    names = drawable_names(names)
     x = np.arange(len(names))
     step = max(1, len(names) // 40)
     ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..report_model import Figure
-from .common import CATEGORICAL, new_figure, style, svg_figure
+from .common import CATEGORICAL, drawable_names, new_figure, style, svg_figure
 
 
 def gradient_flow_figure(names: list[str], ratios: list[float | None], mean_abs: list[float],
@@ -13,6 +13,7 @@ def gradient_flow_figure(names: list[str], ratios: list[float | None], mean_abs:
     """Per weight tensor, input to output, on a log scale; the band between ``low`` and
     ``high`` is the healthy range of the gradient-to-weight ratio, and points outside it are
     marked as vanishing (▼) or exploding (▲)."""
+    names = drawable_names(names)
     x = np.arange(len(names))
     floor = 1e-30  # log axes cannot show zeros; a zero gradient is drawn at the bottom
     ratio = np.array([r if r is not None else np.nan for r in ratios], dtype=float)
@@ -34,7 +35,7 @@ def gradient_flow_figure(names: list[str], ratios: list[float | None], mean_abs:
         ax.set_yscale("log")
         step = max(1, len(names) // 40)
         ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)
-        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_xlim(-0.5, max(len(names), 1) - 0.5)  # a model without weight tensors draws an empty axis
         ax.set_ylabel("gradient of the mean loss")
         ax.legend(loc="upper left", ncols=3, frameon=False, fontsize=7, bbox_to_anchor=(0, 1.18))
         return svg_figure(fig, "gradient-flow", "Gradient magnitude per weight tensor across depth, log scale")

@@ -10,8 +10,9 @@ import numpy as np
 import seaborn as sns
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import one_line
 from ..report_model import Figure
-from .common import CATEGORICAL, colourise, new_figure, plain_label, png_figure, style, svg_figure
+from .common import CATEGORICAL, colourise, drawable_names, new_figure, plain_label, png_figure, style, svg_figure
 
 TILE = 36  # px per feature map and for the input thumbnail: two strips side by side fit the page
 GAP = 3
@@ -55,6 +56,7 @@ def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray
     for r, (label, maps) in enumerate(layers):
         y = GAP + r * (TILE + GAP)
         c, h, w = maps.shape
+        label = one_line(label)  # Pillow cannot measure multi-line text or draw a lone surrogate
         text = label if draw.textlength(label, font=font) <= LABEL_WIDTH - 8 else "…" + label[-16:]
         draw.text((2, y + TILE // 2 - 12), text, fill=(29, 35, 42), font=font)
         draw.text((2, y + TILE // 2 + 1), f"{c} ch · {h}×{w}", fill=(91, 102, 112), font=font)
@@ -66,6 +68,7 @@ def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray
 
 
 def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
+    names = drawable_names(names)
     n = len(names)
     size = max(4.2, min(9.0, 0.15 * n + 2.5))
     with style():
@@ -87,6 +90,7 @@ def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
 
 def separability_figure(names: list[str], accuracy: list[float | None], fisher: list[float | None],
                         chance: float) -> Figure:
+    names = drawable_names(names)
     x = np.arange(len(names))
     acc = np.array([a if a is not None else np.nan for a in accuracy], dtype=float)
     fr = np.array([f if f is not None and np.isfinite(f) else np.nan for f in fisher], dtype=float)

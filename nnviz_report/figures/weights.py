@@ -8,7 +8,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..report_model import Figure
-from .common import CATEGORICAL, new_figure, style, svg_figure
+from .common import CATEGORICAL, drawable_names, new_figure, style, svg_figure
 
 ALPHA_BAND = (2.0, 6.0)  # WeightWatcher's range for well-trained layers
 
@@ -33,6 +33,7 @@ def _scale_for(ax: Axes, values: list[float]) -> None:
 
 
 def _depth_ticks(ax: object, names: list[str]) -> None:
+    names = drawable_names(names)
     x = np.arange(len(names))
     step = max(1, len(names) // 40)
     ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)  # type: ignore[attr-defined]
@@ -42,6 +43,7 @@ def _depth_ticks(ax: object, names: list[str]) -> None:
 def weight_distribution_figure(names: list[str], values: list[np.ndarray]) -> Figure:
     """One violin per weight tensor, input to output, on a shared axis; each violin is cut at
     the tensor's extreme values and shows its quartiles."""
+    names = drawable_names(names)
     positions = np.concatenate([np.full(v.size, i) for i, v in enumerate(values)])
     data = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
     with style():
@@ -59,6 +61,7 @@ def weight_distribution_figure(names: list[str], values: list[np.ndarray]) -> Fi
 def spectral_depth_figure(names: list[str], alphas: list[float | None], stable_ranks: list[float],
                           spectral_norms: list[float]) -> Figure:
     """Power-law alpha (with the 2–6 band) above, stable rank and spectral norm below."""
+    names = drawable_names(names)
     x = np.arange(len(names))
     alpha = np.array([a if a is not None else np.nan for a in alphas], dtype=float)
     missing = np.isnan(alpha)

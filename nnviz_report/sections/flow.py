@@ -9,11 +9,11 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..capture import preserved_model
 from ..config import Severity
 from ..flow_model import FlowGraph, LayerRow, NodeHealth
 from ..flow_svg import render_flow_svg
 from ..graph import extract_graph
+from ..hooks import model_session
 from ..macs import COUNTED, attribute, count_macs
 from ..report_model import Figure, FlowSection, LayerStats, ParamStats
 from .anchors import Anchors
@@ -54,7 +54,7 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
         return f"#{anchor}" if anchor else None
 
     svg = render_flow_svg(graph, direction=direction, health=health, href=href)
-    diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8"),
+    diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8", "backslashreplace"),  # lone surrogates in names
                      "Data-flow diagram of the network from input to logits", inline=True)
     return FlowSection(graph.method, direction, graph.fold_depth is not None, graph, graph.layers,
                        graph.total_params, graph.total_macs, macs_counted, diagram, print_pages(svg))
@@ -64,7 +64,7 @@ def with_dispatch_macs(graph: FlowGraph, model: nn.Module, example_input: torch.
     """The graph with multiply-adds counted at dispatch level (see ``macs``) in its rows, nodes and
     total, and what was counted; the graph's own per-layer estimate where counting fails."""
     try:
-        with preserved_model(model, example_input.device):
+        with model_session(model, example_input.device):
             count = count_macs(model, example_input)
     except Exception as error:  # a model the counter cannot run (TorchScript) keeps the graph's estimate
         reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..capture import LayerCapture, SaliencyCapture, capture_saliency, preserved_model
+from ..capture import LayerCapture, SaliencyCapture, capture_saliency
 from ..errors import ModelError
 from ..figures.common import image_pixels
 from ..figures.saliency import display_scaled, overlay_figure
+from ..hooks import model_session
 from ..report_model import SaliencyMapResult, SaliencySample, SaliencySection
 from ..stats import layout as layouts
 from ..stats.saliency import grad_cam, input_gradient_map, masking_score, upsample
@@ -77,7 +78,7 @@ def saliency_section(model: nn.Module, inputs: Tensor, images: np.ndarray, label
 
     size = (int(inputs.shape[2]), int(inputs.shape[3]))
     samples = []
-    with preserved_model(model, device):
+    with model_session(model, device):
         def predict(batch: Tensor) -> Tensor:
             return torch.softmax(model(batch.to(device)).float(), dim=1)
 
