@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import interrupts
+from .config import Severity
 
 if TYPE_CHECKING:
     from .report_model import Finding, Report
@@ -33,7 +34,6 @@ PREFIX = "nnviz-report:"
 LOG_INTERVAL_S = 10.0
 # How often the terminal's stage clock is redrawn.
 TICK_S = 0.5
-SEVERITY_ORDER = ("fail", "warn", "pass")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 LISTED_CAUSES = 5
 
@@ -182,37 +182,28 @@ class _Ticker:
 
 # ---- the closing summary ---------------------------------------------------------------------
 
-def severity_counts(findings: Sequence[Finding]) -> dict[str, int]:
-    counts = dict.fromkeys(SEVERITY_ORDER, 0)
-    for finding in findings:
-        counts[finding.severity] = counts.get(finding.severity, 0) + 1
-    return counts
-
-
 def gate_causes(findings: Sequence[Finding], fail_on: str | None) -> list[Finding]:
-    """The findings at or above ``fail_on``: those that make the run exit 1."""
+    """The findings at or above ``fail_on``: those that make the run exit 1 (the gate's own rule)."""
     if fail_on is None:
         return []
-    rank = {name: len(SEVERITY_ORDER) - i for i, name in enumerate(SEVERITY_ORDER)}
-    return [f for f in findings if rank.get(f.severity, 0) >= rank[fail_on]]
+    return [f for f in findings if Severity.rank_of(f.severity) >= Severity(fail_on).rank]
 
 
 def closing_lines(report: Report, paths: Mapping[str, Path], *, fail_on: str | None, exit_code: int,
                   elapsed: float) -> list[str]:
-    """The run's summary, without the prefix: what a reader of a CI log needs from the last lines."""
-    findings = report.findings
-    counts = severity_counts(findings)
-    status = next((s for s in SEVERITY_ORDER[:2] if counts[s]), "pass")
-    perf = report.performance
+    """The run's summary, without the prefix: what a reader of a CI log needs from the last lines.
+    Status and counts are the report's verdict, computed once; nothing is recounted here."""
+    verdict, perf = report.verdict, report.performance
     correct = sum(1 for t, p in zip(perf.labels, perf.predictions, strict=True) if t == p)
-    found = ", ".join(f"{counts[s]} {s}" for s in SEVERITY_ORDER[:2])
+    interval = perf.accuracy_interval
+    found = f"{verdict.findings_fail} fail, {verdict.findings_warn} warn, {verdict.findings_info} info"
     folders = sorted({str(p.parent) for p in paths.values()})
     lines = [
-        f"done in {elapsed:.1f}s: status {status.upper()} · accuracy {_pct(perf.accuracy)} "
-        f"({correct}/{len(perf.labels)} images) · findings: {found}",
+        f"done in {elapsed:.1f}s: status {verdict.status.upper()} · accuracy {_pct(perf.accuracy)} "
+        f"[95% {_pct(interval.low)}–{_pct(interval.high)}] ({correct}/{len(perf.labels)} images) · findings: {found}",
         f"files in {', '.join(folders)}: {', '.join(p.name for p in paths.values())}",
     ]
-    causes = gate_causes(findings, fail_on)
+    causes = gate_causes(report.findings, fail_on)
     if fail_on is not None and exit_code == 1:
         listed = "; ".join(_describe(f) for f in causes[:LISTED_CAUSES])
         more = f"; and {len(causes) - LISTED_CAUSES} more" if len(causes) > LISTED_CAUSES else ""

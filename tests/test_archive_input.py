@@ -105,8 +105,10 @@ def test_md_escape_leaves_no_markup() -> None:
 
 def test_archived_strings_reach_report_md_as_text(archive, image_folder: Path, tmp_path: Path) -> None:
     record = json.loads(json.dumps(archive))
-    record["findings"] = [{"check": HOSTILE_ID, "severity": "fail", "layer": "conv|1 <b>x</b>", "value": 1.0,
-                           "threshold": "t", "message": "m [a](http://evil.example) | x", "anchor": None}]
+    # Compare lists findings only of checks that ran on both sides, so the hostile text rides on a
+    # real check's layer and message (an unknown check id never reaches report.md at all).
+    record["findings"] = [{"check": "dead-channels", "severity": "fail", "layer": HOSTILE_ID + " <b>x</b>",
+                           "value": 1.0, "threshold": "t", "message": "m [a](http://evil.example) | x", "anchor": None}]
     record["model"]["checkpoint_name"] = "w|**x**<script>.pt"
     base = tmp_path / "base.json"
     base.write_text(json.dumps(record))

@@ -94,21 +94,6 @@ def test_vanishing_gradient_is_marked_near_the_input_not_the_output(image_folder
     assert "body.1" in vanishing and "body.39" not in vanishing  # the last Linear gets the full gradient
 
 
-@pytest.fixture(scope="module")
-def trained_tiny(image_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tiny_cnn trained until it tells the synthetic classes apart (about 90 % on the sample)."""
-    sample = load_sample(str(image_folder), per_class=6)
-    x, y = normalise(sample.images), sample.labels
-    torch.manual_seed(0)
-    model = tiny_cnn()
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(40):
-        optimiser.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimiser.step()
-    path = tmp_path_factory.mktemp("trained") / "tiny.pt"
-    torch.save(model.state_dict(), path)
-    return path
 
 
 def test_healthy_model_has_no_findings(image_folder: Path, trained_tiny: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import subprocess
@@ -190,21 +191,27 @@ def test_disabled_progress_prints_nothing() -> None:
 def _expected_summary(record: dict) -> tuple[str, Counter]:
     labels, predictions = record["performance"]["labels"], record["performance"]["predictions"]
     correct = sum(int(t == p) for t, p in zip(labels, predictions, strict=True))
-    accuracy = f"{100 * correct / len(labels):.1f}% ({correct}/{len(labels)} images)"
+    # Wilson 95 % bounds in closed form, independent of the package's helper
+    n, z = len(labels), 1.959963984540054
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    accuracy = (f"{100 * p:.1f}% [95% {100 * (centre - half):.1f}%–{100 * (centre + half):.1f}%] "
+                f"({correct}/{n} images)")
     return accuracy, Counter(f["severity"] for f in record["findings"])
 
 
-def test_closing_summary_in_process(image_folder: Path, tmp_path: Path, capsys) -> None:
+def test_closing_summary_in_process(image_folder: Path, trained_tiny: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    assert main(["report", "--model", TINY, "--data", str(image_folder), "--per-class", "2", "--format", "json",
-                 "-o", str(out), "--fail-on", "fail"]) == 0
+    assert main(["report", "--model", TINY, "--weights", str(trained_tiny), "--data", str(image_folder),
+                 "--per-class", "2", "--format", "json", "-o", str(out), "--fail-on", "fail"]) == 0
     err = capsys.readouterr().err
     record = json.loads((out / "report.json").read_text())
     accuracy, counts = _expected_summary(record)
     texts = [LOG_LINE.match(line).group(1) for line in err.splitlines()]  # type: ignore[union-attr]
-    status = "FAIL" if counts["fail"] else "WARN" if counts["warn"] else "PASS"
+    status = "FAIL" if counts["fail"] else "WARN" if counts["warn"] else "INFO" if counts["info"] else "PASS"
     assert re.fullmatch(rf"done in \d+\.\ds: status {status} · accuracy {re.escape(accuracy)} · "
-                        rf"findings: {counts['fail']} fail, {counts['warn']} warn", texts[-3])
+                        rf"findings: {counts['fail']} fail, {counts['warn']} warn, {counts['info']} info", texts[-3])
     assert texts[-2] == f"files in {out}: report.json"
     assert texts[-1] == "exit 0: no finding at or above --fail-on fail"
 
@@ -239,7 +246,7 @@ def test_ci_log_has_stage_lines_and_names_the_findings_behind_exit_1(image_folde
     record = json.loads((out / "report.json").read_text())
     accuracy, counts = _expected_summary(record)
     assert f"accuracy {accuracy}" in texts[-3]
-    assert f"findings: {counts['fail']} fail, {counts['warn']} warn" in texts[-3]
+    assert f"findings: {counts['fail']} fail, {counts['warn']} warn, {counts['info']} info" in texts[-3]
     assert texts[-2] == f"files in {out}: report.json, report.md"
     causes = [f for f in record["findings"] if f["severity"] in ("warn", "fail")]
     assert causes
