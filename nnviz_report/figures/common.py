@@ -10,6 +10,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MplFigure
 from PIL import Image
 
@@ -36,6 +37,16 @@ STYLE: dict[str, Any] = {
 CATEGORICAL = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 SEVERITY_COLOURS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828"}
 
+# Charts across depth have a fixed width instead of one that grows with the layer count: a wider
+# chart is shrunk to its column, and its labels with it. 7 in is 672 CSS px, so at an 800 px
+# viewport (768 px column) it is shown at its natural size, and it fits A4's 7.17 in text width.
+DEPTH_WIDTH = 7.0
+# 7 pt labels are 9.3 CSS px at natural size and 7 pt in the PDF.
+DEPTH_LABEL_PT = 7.0
+# Rotated labels stand side by side: each needs about one line height along the axis.
+DEPTH_LABEL_PITCH_PT = 10.0
+DEPTH_LABEL_CHARS = 26  # longer names keep their tail ("…denselayer16.conv2"), where the layer is told apart
+
 
 @contextlib.contextmanager
 def style() -> Iterator[None]:
@@ -45,6 +56,35 @@ def style() -> Iterator[None]:
 
 
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def depth_labels(names: list[str], axis_inches: float) -> tuple[int, list[int], list[str]]:
+    """Which layers a depth axis of ``axis_inches`` can label legibly: every ``step``-th one,
+    first included. Returns the step, the labelled positions and their (shortened) labels."""
+    capacity = max(1, int(axis_inches * 72 / DEPTH_LABEL_PITCH_PT))
+    step = max(1, -(-len(names) // capacity))
+    positions = list(range(0, len(names), step))
+    labels = [names[i] if len(names[i]) <= DEPTH_LABEL_CHARS else "…" + names[i][-(DEPTH_LABEL_CHARS - 1):]
+              for i in positions]
+    return step, positions, labels
+
+
+def depth_axis(ax: Axes, names: list[str], *, axis_inches: float = DEPTH_WIDTH - 1.3,
+               pad: float = 0.5) -> None:
+    """Layer names along the x axis, rotated, at a size that stays legible: when they do not all
+    fit, every k-th layer is labelled (with a minor tick at each layer) and the axis says so."""
+    step, positions, labels = depth_labels(names, axis_inches)
+    ax.set_xticks(positions, labels, rotation=90, fontsize=DEPTH_LABEL_PT)
+    if step > 1:
+        ax.set_xticks(np.arange(len(names)), minor=True)
+        ax.set_xlabel(f"layer, input to output (every {ordinal(step)} of {len(names)} labelled)",
+                      fontsize=DEPTH_LABEL_PT)
+    ax.set_xlim(-pad, len(names) - 1 + pad)
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def new_figure(width: float, height: float) -> MplFigure:

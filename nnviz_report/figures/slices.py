@@ -11,7 +11,19 @@ import seaborn as sns
 from PIL import Image, ImageDraw, ImageFont
 
 from ..report_model import Figure
-from .common import CATEGORICAL, colourise, new_figure, png_figure, style, svg_figure
+from .common import (
+    CATEGORICAL,
+    DEPTH_LABEL_PT,
+    DEPTH_WIDTH,
+    colourise,
+    depth_axis,
+    depth_labels,
+    new_figure,
+    ordinal,
+    png_figure,
+    style,
+    svg_figure,
+)
 
 TILE = 36  # px per feature map and for the input thumbnail: two strips side by side fit the page
 GAP = 3
@@ -66,23 +78,27 @@ def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray
 
 
 def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
+    """A square heatmap at most ``DEPTH_WIDTH`` wide, so it is never shrunk and its labels stay at
+    ``DEPTH_LABEL_PT``; when the layers outnumber what the side can label, every k-th is labelled."""
     n = len(names)
-    size = max(4.2, min(9.0, 0.15 * n + 2.5))
+    side = max(3.2, min(DEPTH_WIDTH - 2.2, 0.16 * n + 1.2))  # the cells; the rest is labels and colour bar
+    step, positions, labels = depth_labels(names, side)
     with style():
-        fig = new_figure(size + 1.0, size)
+        fig = new_figure(side + 2.2, side + 1.3)
         ax = fig.add_subplot()
-        ticks = names if n <= 40 else "auto"
-        sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=True, xticklabels=ticks,
-                    yticklabels=ticks, cbar_kws={"label": "linear CKA", "shrink": 0.7},
-                    annot=n <= 8, fmt=".2f", annot_kws={"fontsize": 7})
-        ax.tick_params(axis="both", labelsize=6 if n > 12 else 8)
-        ax.tick_params(axis="x", rotation=90)
+        sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=True, xticklabels=False,
+                    yticklabels=False, cbar_kws={"label": "linear CKA", "shrink": 0.7},
+                    annot=n <= 8, fmt=".2f", annot_kws={"fontsize": DEPTH_LABEL_PT})
+        ticks = np.array(positions) + 0.5
+        ax.set_xticks(ticks, labels, rotation=90, fontsize=DEPTH_LABEL_PT)
+        ax.set_yticks(ticks, labels, rotation=0, fontsize=DEPTH_LABEL_PT)
+        if step > 1:
+            ax.set_xlabel(f"every {ordinal(step)} of {n} layers labelled", fontsize=DEPTH_LABEL_PT)
         ax.grid(False)
         # One vector path per cell made this figure 0.35 MB for resnet20's 64 layers; as one embedded
         # image the cells cost a few KB, while labels and colour bar stay text and vector.
         ax.collections[0].set_rasterized(True)
-        return svg_figure(fig, "cka", "Linear CKA between every pair of layers; bright is similar",
-                          width=min(860, int(95 * (size + 1))))
+        return svg_figure(fig, "cka", "Linear CKA between every pair of layers; bright is similar")
 
 
 def separability_figure(names: list[str], accuracy: list[float | None], fisher: list[float | None],
@@ -91,7 +107,7 @@ def separability_figure(names: list[str], accuracy: list[float | None], fisher: 
     acc = np.array([a if a is not None else np.nan for a in accuracy], dtype=float)
     fr = np.array([f if f is not None and np.isfinite(f) else np.nan for f in fisher], dtype=float)
     with style():
-        fig = new_figure(max(6.0, min(14.0, 0.16 * len(names) + 3)), 3.4)
+        fig = new_figure(DEPTH_WIDTH, 3.4)
         ax = fig.add_subplot()
         ax.axhline(chance * 100, color="#888888", linestyle=":", linewidth=1, label=f"chance {chance:.0%}")
         ax.plot(x, acc * 100, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.4,
@@ -107,8 +123,6 @@ def separability_figure(names: list[str], accuracy: list[float | None], fisher: 
         right.spines["right"].set_visible(True)
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
         ax.legend(handles=handles, loc="upper left", ncols=3, frameon=False, fontsize=7)
-        step = max(1, len(names) // 40)
-        ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)
-        ax.set_xlim(-0.5, len(names) - 0.5)
+        depth_axis(ax, names, axis_inches=DEPTH_WIDTH - 2.0)
         return svg_figure(fig, "separability",
                           "Class separability of each layer's pooled features, input to output")
