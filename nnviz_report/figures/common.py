@@ -18,6 +18,11 @@ from ..report_model import Figure
 
 matplotlib.use("Agg")  # no display is ever needed; pyplot is never used for drawing
 
+INK = "#1d232b"  # a colour no chart uses for data; replaced by currentColor in every SVG
+# The chart's own stylesheet: the page's text colours (report.css), for each colour scheme. An SVG
+# shown through <img> cannot inherit from the page, but it sees the same prefers-color-scheme.
+SVG_THEME = ("<style>svg{color:#1d232a}"
+             "@media (prefers-color-scheme: dark){svg{color:#e3e7eb}}</style>")
 STYLE: dict[str, Any] = {
     "svg.hashsalt": "nnviz-report",  # fixed ids inside SVGs: the same figure gives the same bytes
     "svg.fonttype": "none",  # text stays text: small files, crisp at any zoom, searchable
@@ -33,6 +38,18 @@ STYLE: dict[str, Any] = {
     "figure.dpi": 100,
     "savefig.bbox": "tight",
     "image.cmap": "viridis",
+    # Text, axes, ticks and grid in one ink colour that svg_figure turns into currentColor, and no
+    # background: the chart takes the page's text colour and background in light and dark mode.
+    "text.color": INK,
+    "axes.labelcolor": INK,
+    "axes.edgecolor": INK,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "grid.color": INK,
+    "figure.facecolor": "none",
+    "axes.facecolor": "none",
+    "savefig.facecolor": "none",
+    "savefig.transparent": True,
 }
 CATEGORICAL = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 SEVERITY_COLOURS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828"}
@@ -101,11 +118,15 @@ def svg_figure(fig: MplFigure, name: str, alt: str, *, width: int | None = None)
     # matplotlib writes label text as given; a control character from a layer name would make
     # the SVG invalid XML, and the browser would then show no figure at all.
     text = _XML_INVALID.sub("?", text)
+    text = text.replace(INK, "currentColor")
+    opening = text.index(">") + 1
+    text = text[:opening] + SVG_THEME + text[opening:]
     return Figure(name, "image/svg+xml", text.encode("utf-8"), alt, width)
 
 
 def png_figure(pixels: np.ndarray, name: str, alt: str, *, scale: int = 1, width: int | None = None) -> Figure:
-    """uint8 (H, W, 3) pixels, enlarged by ``scale`` with nearest-neighbour so pixels stay crisp."""
+    """uint8 (H, W, 3) pixels, or (H, W, 4) with alpha 0 or 255, enlarged by ``scale`` with
+    nearest-neighbour so pixels stay crisp."""
     image = _exact_palette_image(np.ascontiguousarray(pixels))
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
@@ -116,13 +137,19 @@ def png_figure(pixels: np.ndarray, name: str, alt: str, *, scale: int = 1, width
 
 def _exact_palette_image(pixels: np.ndarray) -> Image.Image:
     """A palette PNG when the image has at most 256 colours (colour-mapped grids always do):
-    pixel-for-pixel identical, and two to three times smaller than RGB."""
-    flat = pixels.reshape(-1, 3)
+    pixel-for-pixel identical, and two to three times smaller than RGB. Transparent pixels
+    share one palette entry."""
+    channels = pixels.shape[2]
+    flat = pixels.reshape(-1, channels).copy()
+    if channels == 4:
+        flat[flat[:, 3] == 0] = 0
     colours, index = np.unique(flat, axis=0, return_inverse=True)
     if len(colours) > 256:
-        return Image.fromarray(pixels, mode="RGB")
+        return Image.fromarray(pixels, mode="RGBA" if channels == 4 else "RGB")
     image = Image.fromarray(index.reshape(pixels.shape[:2]).astype(np.uint8), mode="P")
-    image.putpalette(colours.astype(np.uint8).reshape(-1).tolist())
+    image.putpalette(colours[:, :3].astype(np.uint8).reshape(-1).tolist())
+    if channels == 4:
+        image.info["transparency"] = bytes(colours[:, 3].astype(np.uint8).tolist())
     return image
 
 
@@ -134,14 +161,17 @@ def colourise(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
     return lut[np.clip(scaled.round(), 0, 255).astype(np.int64)]
 
 
-def tile(images: list[np.ndarray], columns: int, gap: int = 1, background: int = 255) -> np.ndarray:
-    """Equal-sized (h, w, 3) images in a grid with ``gap`` pixels between them."""
+def tile(images: list[np.ndarray], columns: int, gap: int = 1) -> np.ndarray:
+    """Equal-sized (h, w, 3) images in a grid with ``gap`` pixels between them, as (H, W, 4):
+    the gaps and empty cells are transparent, so the grid sits on the page's own background
+    in light and dark mode alike."""
     h, w = images[0].shape[:2]
     rows = -(-len(images) // columns)
-    canvas = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), background, dtype=np.uint8)
+    canvas = np.zeros((rows * (h + gap) - gap, columns * (w + gap) - gap, 4), dtype=np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, columns)
-        canvas[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = img
+        canvas[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w, :3] = img
+        canvas[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w, 3] = 255
     return canvas
 
 
