@@ -125,7 +125,7 @@ def svg_figure(fig: MplFigure, name: str, alt: str, *, width: int | None = None)
 
 
 def png_figure(pixels: np.ndarray, name: str, alt: str, *, scale: int = 1, width: int | None = None) -> Figure:
-    """uint8 (H, W, 3) pixels, or (H, W, 4) with alpha 0 or 255, enlarged by ``scale`` with
+    """uint8 (H, W, 3) pixels, or (H, W, 4) with alpha, enlarged by ``scale`` with
     nearest-neighbour so pixels stay crisp."""
     image = _exact_palette_image(np.ascontiguousarray(pixels))
     if scale > 1:

@@ -24,10 +24,14 @@ from .common import (
     style,
     svg_figure,
 )
+from .saliency import BLEND
 
-TILE = 36  # px per feature map and for the input thumbnail: two strips side by side fit the page
+TILE = 48  # px per map: four strips side by side fit a 768 px column and the PDF's text width
 GAP = 3
-LABEL_WIDTH = 112
+LABEL_WIDTH = 118
+# The labels are drawn into the image, so they cannot follow the page's colour scheme: a mid grey
+# that reads on the light page (4.4:1) and on the dark one (4.2:1), on a transparent background.
+LABEL_COLOUR = (112, 122, 133, 255)
 
 
 @lru_cache(maxsize=1)
@@ -42,38 +46,43 @@ def _enlarge(pixels: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.NEAREST))
 
 
-def _scaled(m: np.ndarray) -> np.ndarray:
-    lo, hi = float(m.min()), float(m.max())
-    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+def response_map(maps: np.ndarray) -> np.ndarray:
+    """Where in the image one sample's ``(C, H, W)`` output responds: the mean |activation| over
+    channels, scaled to [0, 1] over its own range (all zeros for a constant map)."""
+    energy = np.abs(np.asarray(maps, dtype=np.float64)).mean(axis=0)
+    lo, hi = float(energy.min()), float(energy.max())
+    return (energy - lo) / (hi - lo) if hi > lo else np.zeros_like(energy)
 
 
-def top_channels(maps: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` channels of one sample's ``(C, H, W)`` maps with the largest mean |activation|,
-    strongest first (ties by channel index)."""
-    strength = np.abs(maps).reshape(maps.shape[0], -1).mean(axis=1)
-    return np.argsort(-strength, kind="stable")[:k]
+def _overlay(thumb: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """``heat`` (h, w) in [0, 1], enlarged bilinearly to the thumbnail and blended over it the way
+    the saliency maps are (its value sets its opacity, up to BLEND)."""
+    size = thumb.shape[0]
+    heat_image = Image.fromarray((heat * 255).round().astype(np.uint8), mode="L")
+    heat_big = np.asarray(heat_image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64) / 255
+    colours = colourise(heat_big, "inferno").astype(np.float64)
+    weight = (BLEND * heat_big)[..., None] + (1 - BLEND) * 0.35
+    return np.clip(((1 - weight) * thumb + weight * colours).round(), 0, 255).astype(np.uint8)
 
 
-def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray]], k: int, name: str,
-                       alt: str) -> Figure:
-    """Rows top to bottom follow depth; each row is the input, then the ``k`` most active
-    channels of that layer for this sample, each scaled to its own range (viridis)."""
+def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray]], name: str, alt: str) -> Figure:
+    """One sample through the layers, top to bottom: the input, then for each layer where in the
+    image it responds (``response_map`` blended over the input, inferno: dark low, yellow high).
+    One tile per layer, not its channels: those are the Activations section's feature maps."""
     thumb = _enlarge(image_hwc, TILE)
-    row_width = LABEL_WIDTH + (k + 1) * (TILE + GAP) + GAP
-    height = len(layers) * (TILE + GAP) + GAP
-    canvas = Image.new("RGB", (row_width, height), (255, 255, 255))
+    rows = [("input", f"{image_hwc.shape[0]}×{image_hwc.shape[1]}", thumb)]
+    rows += [(label, f"{maps.shape[0]} ch · {maps.shape[1]}×{maps.shape[2]}", _overlay(thumb, response_map(maps)))
+             for label, maps in layers]
+    width = LABEL_WIDTH + TILE + GAP
+    canvas = Image.new("RGBA", (width, len(rows) * (TILE + GAP) - GAP), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)
     font = _font()
-    for r, (label, maps) in enumerate(layers):
-        y = GAP + r * (TILE + GAP)
-        c, h, w = maps.shape
-        text = label if draw.textlength(label, font=font) <= LABEL_WIDTH - 8 else "…" + label[-16:]
-        draw.text((2, y + TILE // 2 - 12), text, fill=(29, 35, 42), font=font)
-        draw.text((2, y + TILE // 2 + 1), f"{c} ch · {h}×{w}", fill=(91, 102, 112), font=font)
-        canvas.paste(Image.fromarray(thumb), (LABEL_WIDTH, y))
-        for j, channel in enumerate(top_channels(maps, k)):
-            tile = _enlarge(colourise(_scaled(maps[channel])), TILE)
-            canvas.paste(Image.fromarray(tile), (LABEL_WIDTH + (j + 1) * (TILE + GAP) + GAP, y))
+    for r, (label, detail, pixels) in enumerate(rows):
+        y = r * (TILE + GAP)
+        text = label if draw.textlength(label, font=font) <= LABEL_WIDTH - 6 else "…" + label[-17:]
+        draw.text((0, y + TILE // 2 - 12), text, fill=LABEL_COLOUR, font=font)
+        draw.text((0, y + TILE // 2 + 1), detail, fill=LABEL_COLOUR, font=font)
+        canvas.paste(Image.fromarray(pixels).convert("RGBA"), (LABEL_WIDTH, y))
     return png_figure(np.asarray(canvas), name, alt)
 
 
@@ -107,7 +116,7 @@ def separability_figure(names: list[str], accuracy: list[float | None], fisher: 
     acc = np.array([a if a is not None else np.nan for a in accuracy], dtype=float)
     fr = np.array([f if f is not None and np.isfinite(f) else np.nan for f in fisher], dtype=float)
     with style():
-        fig = new_figure(DEPTH_WIDTH, 3.4)
+        fig = new_figure(DEPTH_WIDTH, 3.0)
         ax = fig.add_subplot()
         ax.axhline(chance * 100, color="#888888", linestyle=":", linewidth=1, label=f"chance {chance:.0%}")
         ax.plot(x, acc * 100, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.4,

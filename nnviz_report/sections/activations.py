@@ -8,6 +8,7 @@ from ..capture import LayerCapture
 from ..figures.activations import distribution_figure, feature_grid, most_active_channels
 from ..report_model import ActivationsSection, FeatureGrid, HistogramData, LayerStats
 from .anchors import Anchors
+from .stages import map_layers
 
 
 def layer_stats(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerStats]:
@@ -29,10 +30,12 @@ def layer_stats(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerS
 
 def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerStats]) -> ActivationsSection:
     grids = []
-    for layer, row in zip(layers, stats, strict=True):
+    rows = {row.name: row for row in stats}
+    shown, candidates = map_layers(layers)
+    for layer, role in shown:
+        row = rows[layer.name]
         maps = layer.showcase_maps
-        if maps is None or maps.ndim != 4 or "conv" not in layer.type.lower():
-            continue
+        assert maps is not None
         channels = most_active_channels(maps)
         images = tuple(
             feature_grid(maps[s], channels, f"grid-{row.anchor}-{s}",
@@ -40,6 +43,6 @@ def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerSta
             for s in range(maps.shape[0])
         )
         grids.append(FeatureGrid(layer.name, row.anchor, len(channels), maps.shape[1],
-                                 (maps.shape[2], maps.shape[3]), images))
+                                 (maps.shape[2], maps.shape[3]), images, role))
     distribution = distribution_figure([r.name for r in stats], [r.histogram for r in stats], [r.mean for r in stats])
-    return ActivationsSection(tuple(stats), tuple(grids), distribution)
+    return ActivationsSection(tuple(stats), tuple(grids), distribution, candidates)
