@@ -90,7 +90,7 @@ def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
     """A square heatmap at most ``DEPTH_WIDTH`` wide, so it is never shrunk and its labels stay at
     ``DEPTH_LABEL_PT``; when the layers outnumber what the side can label, every k-th is labelled."""
     n = len(names)
-    side = max(3.2, min(DEPTH_WIDTH - 2.2, 0.16 * n + 1.2))  # the cells; the rest is labels and colour bar
+    side = max(3.0, min(4.0, 0.16 * n + 1.0))  # the cells; labels and colour bar take 2.2 in beside, 1.3 in below
     step, positions, labels = depth_labels(names, side)
     with style():
         fig = new_figure(side + 2.2, side + 1.3)
