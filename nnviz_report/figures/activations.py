@@ -11,6 +11,7 @@ from .common import (
     colourise,
     depth_axis,
     new_figure,
+    plain_log_labels,
     png_figure,
     style,
     svg_figure,
@@ -53,13 +54,14 @@ def distribution_figure(names: list[str], histograms: list[HistogramData], means
     ])
     x = np.arange(len(names))
     with style():
-        fig = new_figure(DEPTH_WIDTH, 3.0)
+        fig = new_figure(DEPTH_WIDTH, 2.8)
         ax = fig.add_subplot()
         ax.fill_between(x, quantiles[:, 0], quantiles[:, 4], color=CATEGORICAL[0], alpha=0.18, label="5–95 %")
         ax.fill_between(x, quantiles[:, 1], quantiles[:, 3], color=CATEGORICAL[0], alpha=0.4, label="25–75 %")
         ax.plot(x, quantiles[:, 2], color=CATEGORICAL[0], linewidth=1.2, label="median")
         ax.plot(x, means, color=CATEGORICAL[5], linewidth=0.8, linestyle="--", label="mean")
         ax.set_yscale("symlog", linthresh=1e-2)
+        plain_log_labels(ax)
         depth_axis(ax, names)
         ax.set_ylabel("activation value")
         ax.legend(loc="upper left", ncols=4, frameon=False, fontsize=7)

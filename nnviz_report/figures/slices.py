@@ -116,7 +116,7 @@ def separability_figure(names: list[str], accuracy: list[float | None], fisher: 
     acc = np.array([a if a is not None else np.nan for a in accuracy], dtype=float)
     fr = np.array([f if f is not None and np.isfinite(f) else np.nan for f in fisher], dtype=float)
     with style():
-        fig = new_figure(DEPTH_WIDTH, 3.0)
+        fig = new_figure(DEPTH_WIDTH, 2.8)
         ax = fig.add_subplot()
         ax.axhline(chance * 100, color="#888888", linestyle=":", linewidth=1, label=f"chance {chance:.0%}")
         ax.plot(x, acc * 100, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.4,
