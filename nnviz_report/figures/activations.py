@@ -54,7 +54,7 @@ def distribution_figure(names: list[str], histograms: list[HistogramData], means
     ])
     x = np.arange(len(names))
     with style():
-        fig = new_figure(DEPTH_WIDTH, 2.8)
+        fig = new_figure(DEPTH_WIDTH, 2.6)
         ax = fig.add_subplot()
         ax.fill_between(x, quantiles[:, 0], quantiles[:, 4], color=CATEGORICAL[0], alpha=0.18, label="5–95 %")
         ax.fill_between(x, quantiles[:, 1], quantiles[:, 3], color=CATEGORICAL[0], alpha=0.4, label="25–75 %")

@@ -17,7 +17,7 @@ def gradient_flow_figure(names: list[str], ratios: list[float | None], mean_abs:
     floor = 1e-30  # log axes cannot show zeros; a zero gradient is drawn at the bottom
     ratio = np.array([r if r is not None else np.nan for r in ratios], dtype=float)
     with style():
-        fig = new_figure(DEPTH_WIDTH, 2.9)
+        fig = new_figure(DEPTH_WIDTH, 2.7)
         ax = fig.add_subplot()
         ax.axhspan(low, high, color=CATEGORICAL[2], alpha=0.08, label=f"healthy ‖g‖/‖w‖ {low:g}–{high:g}")
         ax.plot(x, np.maximum(max_abs, floor), color=CATEGORICAL[4], linewidth=0.8, marker=".", label="max |g|")

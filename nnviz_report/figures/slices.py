@@ -26,7 +26,7 @@ from .common import (
 )
 from .saliency import BLEND
 
-TILE = 48  # px per map: four strips side by side fit a 768 px column and the PDF's text width
+TILE = 40  # px per map: four strips side by side fit a 768 px column and the PDF's text width
 GAP = 3
 LABEL_WIDTH = 118
 # The labels are drawn into the image, so they cannot follow the page's colour scheme: a mid grey
@@ -90,7 +90,7 @@ def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
     """A square heatmap at most ``DEPTH_WIDTH`` wide, so it is never shrunk and its labels stay at
     ``DEPTH_LABEL_PT``; when the layers outnumber what the side can label, every k-th is labelled."""
     n = len(names)
-    side = max(3.0, min(4.0, 0.16 * n + 1.0))  # the cells; labels and colour bar take 2.2 in beside, 1.3 in below
+    side = max(2.6, min(4.0, 0.14 * n + 1.0))  # the cells; labels and colour bar take 2.2 in beside, 1.3 in below
     step, positions, labels = depth_labels(names, side)
     with style():
         fig = new_figure(side + 2.2, side + 1.3)
@@ -116,7 +116,7 @@ def separability_figure(names: list[str], accuracy: list[float | None], fisher: 
     acc = np.array([a if a is not None else np.nan for a in accuracy], dtype=float)
     fr = np.array([f if f is not None and np.isfinite(f) else np.nan for f in fisher], dtype=float)
     with style():
-        fig = new_figure(DEPTH_WIDTH, 2.8)
+        fig = new_figure(DEPTH_WIDTH, 2.6)
         ax = fig.add_subplot()
         ax.axhline(chance * 100, color="#888888", linestyle=":", linewidth=1, label=f"chance {chance:.0%}")
         ax.plot(x, acc * 100, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.4,

@@ -38,7 +38,7 @@ def weight_distribution_figure(names: list[str], values: list[np.ndarray]) -> Fi
     positions = np.concatenate([np.full(v.size, i) for i, v in enumerate(values)])
     data = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
     with style():
-        fig = new_figure(DEPTH_WIDTH, 2.8)
+        fig = new_figure(DEPTH_WIDTH, 2.6)
         ax = fig.add_subplot()
         sns.violinplot(x=positions, y=data, ax=ax, native_scale=True, cut=0, density_norm="width",
                        inner="quart", linewidth=0.6, color=CATEGORICAL[0], saturation=0.8, bw_adjust=0.8)
@@ -56,7 +56,7 @@ def spectral_depth_figure(names: list[str], alphas: list[float | None], stable_r
     alpha = np.array([a if a is not None else np.nan for a in alphas], dtype=float)
     missing = np.isnan(alpha)
     with style():
-        fig = new_figure(DEPTH_WIDTH, 3.7)
+        fig = new_figure(DEPTH_WIDTH, 3.1)
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
         low, high = ALPHA_BAND
         top.axhspan(low, high, color=CATEGORICAL[2], alpha=0.1, label=f"α {low:g}–{high:g}")
