@@ -93,3 +93,39 @@ def test_resnet20_pdf_pages_and_html_size(image_folder: Path, tmp_path: Path) ->
     document = rendered(out)
     assert section_pages(document, "activations") <= RESNET20_SECTION_PAGES
     assert beyond_right_margin(document) == []
+
+
+def fake_layer(name: str, kind: str, channels: int, side: int) -> Any:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    return SimpleNamespace(name=name, type=kind, showcase_maps=np.zeros((1, channels, side, side)))
+
+
+def test_stages_follow_resolution_not_width() -> None:
+    """A dense block widens at every layer and stays one stage; normalisation layers are never a
+    stage's output; 1×1 maps are not shown; the first convolution always is."""
+    from nnviz_report.sections.stages import map_layers
+
+    layers = [fake_layer("conv0", "Conv2d", 64, 16), fake_layer("norm0", "BatchNorm2d", 64, 16)]
+    layers += [fake_layer(f"dense.{i}", "Conv2d", 64 + 32 * i, 8) for i in range(6)]
+    layers += [fake_layer("dense.norm", "BatchNorm2d", 256, 8), fake_layer("pool", "AvgPool2d", 256, 4),
+               fake_layer("head.pool", "AdaptiveAvgPool2d", 256, 1)]
+    shown, candidates = map_layers(layers)
+    assert [(layer.name, role) for layer, role in shown] == [
+        ("conv0", "first convolution, output of the 16×16 stage"),
+        ("dense.5", "output of the 8×8 stage"),
+        ("pool", "output of the 4×4 stage"),
+    ]
+    assert candidates == 10  # every layer with maps of at least 2×2
+
+
+def test_stages_capped_evenly_with_the_last() -> None:
+    from nnviz_report.sections.stages import MAX_MAP_LAYERS, map_layers
+
+    layers = [fake_layer("stem", "Conv2d", 8, 64)]
+    layers += [fake_layer(f"s{side}", "ReLU", 8, side) for side in range(60, 1, -4)]  # 15 more stages
+    shown, _ = map_layers(layers)
+    names = [layer.name for layer, _ in shown]
+    assert len(names) == MAX_MAP_LAYERS and names[0] == "stem" and names[-1] == "s4"

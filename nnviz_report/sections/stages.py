@@ -46,12 +46,16 @@ def map_layers(layers: Sequence[LayerCapture]) -> tuple[list[tuple[LayerCapture,
     candidates = map_candidates(layers)
     first_conv = next((layer for layer in candidates if "conv" in layer.type.lower()), None)
     stages = stage_outputs(candidates)
-    room = MAX_MAP_LAYERS - (first_conv is not None)
-    chosen = {id(first_conv): (first_conv, "first convolution")} if first_conv is not None else {}
-    for index in evenly_spaced(len(stages), room):
+    chosen: list[tuple[LayerCapture, str]] = []
+    if first_conv is not None:
+        # a first convolution that is also its stage's output (nothing follows it at that size)
+        # is shown once, and leaves its place to another stage
+        own = next((f"first convolution, output of the {h}×{w} stage" for layer, (h, w) in stages
+                    if layer is first_conv), "first convolution")
+        chosen.append((first_conv, own))
+        stages = [(layer, size) for layer, size in stages if layer is not first_conv]
+    for index in evenly_spaced(len(stages), MAX_MAP_LAYERS - len(chosen)):
         layer, (h, w) = stages[index]
-        role = f"output of the {h}×{w} stage"
-        chosen[id(layer)] = (layer, f"first convolution, {role}" if layer is first_conv else role)
+        chosen.append((layer, f"output of the {h}×{w} stage"))
     order = {id(layer): i for i, layer in enumerate(layers)}
-    picked = sorted(chosen.values(), key=lambda pair: order[id(pair[0])])
-    return [(layer, role) for layer, role in picked if layer is not None], len(candidates)
+    return sorted(chosen, key=lambda pair: order[id(pair[0])]), len(candidates)
