@@ -64,5 +64,5 @@ def distribution_figure(names: list[str], histograms: list[HistogramData], means
         plain_log_labels(ax)
         depth_axis(ax, names)
         ax.set_ylabel("activation value")
-        ax.legend(loc="upper left", ncols=4, frameon=False, fontsize=7)
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=4, frameon=False, fontsize=7)  # above the data
         return svg_figure(fig, "activation-distribution", "Activation value distribution per layer, input to output")

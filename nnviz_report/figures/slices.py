@@ -131,7 +131,7 @@ def separability_figure(names: list[str], accuracy: list[float | None], fisher: 
         right.grid(False)
         right.spines["right"].set_visible(True)
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-        ax.legend(handles=handles, loc="upper left", ncols=3, frameon=False, fontsize=7)
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=3, frameon=False, fontsize=7)
         depth_axis(ax, names, axis_inches=DEPTH_WIDTH - 2.0)
         return svg_figure(fig, "separability",
                           "Class separability of each layer's pooled features, input to output")
