@@ -172,6 +172,7 @@ class FeatureGrid:
     spatial: tuple[int, int]
     images: tuple[Figure, ...]  # one per showcase sample
     layout: str  # "feature-map", or "tokens": patch tokens (class/register tokens dropped) on their grid
+    role: str  # why this layer is shown: the first convolution, or the output of a stage (a run of one resolution)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +180,7 @@ class ActivationsSection:
     layers: tuple[LayerStats, ...]
     grids: tuple[FeatureGrid, ...]
     distribution: Figure
+    grid_candidates: int  # layers with feature maps of at least 2×2, of which grids shows a bounded few
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,7 +369,7 @@ class LayerSeparability:
 @dataclasses.dataclass(frozen=True)
 class SliceStrip:
     slot: int  # showcase sample number (0-based)
-    image: Figure  # one row per layer: the input, then that layer's most active channels
+    image: Figure  # one row per layer: where in the image that layer responds, over the input
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,7 +377,6 @@ class SlicesSection:
     strip_layers: tuple[str, ...]
     strip_candidates: int  # layers with feature maps that could have been shown
     strip_rule: str  # how strip_layers were chosen, in words
-    strip_channels: int
     strips: tuple[SliceStrip, ...]
     cka_layers: tuple[str, ...]
     cka_candidates: int  # layers with pooled features

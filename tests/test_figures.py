@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnviz_report.figures.common import colourise, filter_mosaic, new_figure, png_figure, svg_figure
+from nnviz_report.figures.common import colourise, filter_mosaic, new_figure, png_figure, style, svg_figure, tile
 from nnviz_report.stats.moments import RunningMoments
 
 
@@ -92,3 +92,30 @@ def test_nan_weights_and_saliency_draw_without_an_invalid_cast() -> None:
     cold[0, 0] = 0.0
     expected = decode(overlay_figure(np.zeros((32, 32, 3), dtype=np.uint8), cold, "s", "alt").data)
     np.testing.assert_array_equal(overlay, expected)  # NaN heat drawn as cold
+
+
+def test_tile_gaps_are_transparent_and_tiles_exact() -> None:
+    """Grids of feature maps and filters carry no white background of their own (a white slab in
+    dark mode): gaps and empty cells are transparent, every tile pixel is kept exactly."""
+    rng = np.random.default_rng(2)
+    tiles = [colourise(rng.random((4, 5))) for _ in range(3)]
+    figure = png_figure(tile(tiles, columns=2, gap=2), "t", "alt")
+    rgba = np.asarray(Image.open(io.BytesIO(figure.data)).convert("RGBA"))
+    assert rgba.shape == (10, 12, 4)
+    np.testing.assert_array_equal(rgba[:4, :5, :3], tiles[0])
+    np.testing.assert_array_equal(rgba[6:, :5, :3], tiles[2])
+    assert (rgba[:4, :5, 3] == 255).all() and (rgba[6:, 7:, 3] == 255).sum() == 0  # the empty cell
+    assert (rgba[:, 5:7, 3] == 0).all() and (rgba[4:6, :, 3] == 0).all()  # the gaps
+
+
+def test_svg_takes_the_page_colours() -> None:
+    """Chart text and axes are drawn in currentColor, set by the SVG's own light/dark stylesheet,
+    and the background is transparent: no white slab in dark mode."""
+    with style():
+        fig = new_figure(3, 2)
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [1, 2])
+        ax.set_xlabel("depth")
+        text = svg_figure(fig, "f", "alt").data.decode()
+    assert "prefers-color-scheme: dark" in text and "currentColor" in text
+    assert "#1d232b" not in text and "#ffffff" not in text.lower()
