@@ -15,7 +15,8 @@ from pathlib import Path
 import tomllib
 
 from .errors import ConfigError
-from .report_model import Finding, LayerStats, ParamStats
+from .report_model import Finding, LayerStats, ParamStats, RobustnessSection
+from .robustness_checks import calibration_findings, corruption_findings
 
 # Layers whose zeros mean "switched off": dead channels are judged only after these.
 RECTIFIERS = {"ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "Hardtanh", "CELU", "ELU"}
@@ -31,6 +32,10 @@ class Thresholds:
     grad_spread_orders: float = 4.0
     saturation_warn: float = 0.30
     min_accuracy: float | None = None
+    # Calibration and robustness; the rationale for each default is in robustness_checks.py.
+    ece_warn: float = 0.10
+    corruption_drop_warn: float = 0.25
+    robustness_loss_warn: float = 0.02
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +62,11 @@ CHECKS = (
     ),
     Check("saturation", "warn", "sigmoid/tanh outputs within 0.01 of their limits above saturation_warn"),
     Check("accuracy", "fail", "accuracy on the sample below min_accuracy (off unless set)"),
+    Check("calibration-ece", "warn", "expected calibration error (15 equal-width bins) above its sampling floor "
+          "by more than ece_warn"),
+    Check("corruption-drop", "warn", "accuracy lost under a corruption at severity 3 above corruption_drop_warn"),
+    Check("robustness-loss", "warn", "compare: mean corruption accuracy fell by more than robustness_loss_warn "
+          "with McNemar p < 0.05"),
 )
 
 
@@ -90,13 +100,19 @@ def load_thresholds(path: Path | None, *, min_accuracy: float | None = None) -> 
         raise ConfigError("dead_channels_warn must not exceed dead_channels_fail")
     if thresholds.grad_ratio_low >= thresholds.grad_ratio_high:
         raise ConfigError("grad_ratio_low must be below grad_ratio_high")
+    for name in ("ece_warn", "corruption_drop_warn", "robustness_loss_warn"):
+        if not 0.0 <= getattr(thresholds, name) <= 1.0:
+            raise ConfigError(f"{name} is a fraction and must lie between 0 and 1")
     return thresholds
 
 
 def run_checks(
-    layers: Sequence[LayerStats], params: Sequence[ParamStats], accuracy: float, thresholds: Thresholds
+    layers: Sequence[LayerStats], params: Sequence[ParamStats], accuracy: float, thresholds: Thresholds,
+    *, robustness: RobustnessSection | None = None,
 ) -> list[Finding]:
     findings: list[Finding] = []
+    findings += calibration_findings(robustness, thresholds.ece_warn)
+    findings += corruption_findings(robustness, thresholds.corruption_drop_warn)
     findings += _non_finite(layers, params)
     findings += _dead_channels(layers, thresholds)
     findings += _gradient_ratios(params, thresholds)

@@ -21,7 +21,7 @@ import torch
 
 from . import __version__
 from .capture import CaptureResult
-from .checks import load_thresholds
+from .checks import SEVERITY_RANK, load_thresholds
 from .config import ReportSettings
 from .data import SampleSet, load_sample
 from .errors import CompareError, ConfigError, SchemaError
@@ -35,6 +35,7 @@ from .pipeline import (
     exit_code_for,
     prepare_output_dir,
     resolve_device,
+    robustness_probe,
     statistics,
     write_outputs,
 )
@@ -50,7 +51,9 @@ from .report_model import (
     PredictionChange,
     to_jsonable,
 )
+from .robustness_checks import robustness_loss_findings
 from .sections.anchors import Anchors
+from .sections.robustness import robustness_comparison
 from .stats.similarity import linear_cka
 
 KNOWN_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
@@ -69,6 +72,7 @@ class _Side:
     findings: Sequence[Mapping[str, Any]]
     capture: CaptureResult | None = None
     loaded: LoadedModel | None = None
+    robustness: Mapping[str, Any] | None = None  # None: an archive made before the robustness probes
 
 
 def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_json: Path | None) -> ReportResult:
@@ -100,14 +104,15 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
     if base_loaded is not None:
         torch.manual_seed(settings.seed)
         base_capture = capture_sample(base_loaded, sample, settings, device, progress)
+        base_robustness = robustness_probe(base_loaded, sample, settings, device, progress, base_capture)
         progress.stage("base statistics")
-        stats = statistics(base_capture, sample, thresholds, Anchors())
+        stats = statistics(base_capture, sample, thresholds, Anchors(), base_robustness)
         base = _Side(
             info=CompareSide("base", "checkpoint", base_loaded.checkpoint_name, base_loaded.checkpoint_sha256,
                              __version__, SCHEMA_VERSION),
             performance=to_jsonable(stats.performance), layers=to_jsonable(stats.layers),
             params=to_jsonable(stats.params), findings=to_jsonable(stats.findings),
-            capture=base_capture, loaded=base_loaded)
+            capture=base_capture, loaded=base_loaded, robustness=to_jsonable(base_robustness))
         base_name = base_loaded.checkpoint_name or "(initial weights)"
     else:
         assert archived is not None and base_json is not None
@@ -118,13 +123,25 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
                          SCHEMA_VERSION),
         performance=to_jsonable(report.performance), layers=to_jsonable(report.activations.layers),
         params=to_jsonable(report.gradients.params), findings=to_jsonable(report.findings),
-        capture=head_capture, loaded=head)
+        capture=head_capture, loaded=head, robustness=to_jsonable(report.robustness))
 
     progress.stage("comparison")
     anchors = {row.name: row.anchor for row in report.activations.layers}
     section = compare_section(base, head_side, sample, anchors=anchors)
+    robustness = None
+    if base.robustness is not None and head_side.robustness is not None:
+        try:
+            robustness = robustness_comparison(base.robustness, head_side.robustness, report.performance.labels)
+        except (KeyError, TypeError) as exc:
+            raise SchemaError(f"the base's robustness record is missing {exc} where a report.json has it; "
+                              "rebuild the base report") from None
+    # A loss of robustness is judged on the comparison, so it joins the head's findings here;
+    # sorting by severity alone is stable and keeps the checks' own order within a severity.
+    findings = sorted((*report.findings, *robustness_loss_findings(robustness, thresholds.robustness_loss_warn)),
+                      key=lambda f: -SEVERITY_RANK[f.severity])
     report = dataclasses.replace(
-        report, title=f"nnviz_report · compare · {settings.model}", compare=section,
+        report, title=f"nnviz_report · compare · {settings.model}", compare=section, robustness_compare=robustness,
+        findings=tuple(findings),
         settings=(*report.settings, ("compare_base", base_name), ("compare_mode", section.mode)))
     paths = write_outputs(report, settings, out_dir, progress)
     progress.done(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
@@ -179,7 +196,8 @@ def _side_from_record(record: Mapping[str, Any]) -> _Side:
             info=CompareSide("base", "report.json", model["checkpoint_name"], model["checkpoint_sha256"],
                              str(env["nnviz_report"]), str(record["schema_version"])),
             performance=record["performance"], layers=record["activations"]["layers"],
-            params=record["gradients"]["params"], findings=record["findings"])
+            params=record["gradients"]["params"], findings=record["findings"],
+            robustness=record.get("robustness"))
     except (KeyError, TypeError) as exc:
         raise SchemaError(f"--base-json is missing {exc} where a report.json has it; it is incomplete") from None
 

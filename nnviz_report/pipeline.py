@@ -20,12 +20,14 @@ import torchvision
 
 from . import __version__
 from .capture import CaptureResult, choose_showcase, run_capture
+from .corruptions import SEVERITIES, SUITE
 from .checks import SEVERITY_RANK, Thresholds, load_thresholds, run_checks, worst_severity
 from .config import OutputFormat, ReportSettings, Severity
 from .data import SampleSet, load_sample, normalise
 from .errors import ConfigError, OutputError
 from .figures.common import image_pixels, png_figure
 from .models import LoadedModel, load_model
+from .probes import run_probes
 from .progress import Progress
 from .report_model import (
     SCHEMA_VERSION,
@@ -36,6 +38,7 @@ from .report_model import (
     ParamStats,
     Performance,
     Report,
+    RobustnessSection,
     SampleInfo,
     ShowcaseSample,
 )
@@ -43,6 +46,7 @@ from .sections.activations import activations_section, layer_stats
 from .sections.anchors import Anchors
 from .sections.flow import flow_section
 from .sections.gradients import gradients_section, param_stats
+from .sections.robustness import robustness_section
 from .sections.saliency import saliency_section
 from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
@@ -108,12 +112,24 @@ class Statistics:
     findings: list[Finding]
 
 
-def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds, anchors: Anchors) -> Statistics:
+def robustness_probe(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
+                     progress: Progress, capture: CaptureResult) -> RobustnessSection:
+    """Calibration of the captured logits, and the corruption suite through the model (forward only)."""
+    with progress.bar("robustness probes", total=len(SUITE) * len(SEVERITIES), unit="run") as advance:
+        runs = run_probes(loaded.module, sample.images, sample.indices, batch_size=settings.batch_size,
+                          device=device, seed=settings.seed, progress=advance)
+    position = capture.showcase_positions[0] if capture.showcase_positions else 0
+    return robustness_section(capture.logits, sample.labels.numpy(), runs, sample.images.numpy(), sample.indices,
+                              thumbnail_position=position, seed=settings.seed)
+
+
+def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds, anchors: Anchors,
+               robustness: RobustnessSection | None = None) -> Statistics:
     """Plain numbers and findings from a capture, each row marked with its worst finding."""
     perf = performance(capture.logits, capture.losses, sample.labels.numpy())
     layers = layer_stats(capture.layers, anchors)
     params = param_stats(capture.params, anchors)
-    findings = run_checks(layers, params, perf.accuracy, thresholds)
+    findings = run_checks(layers, params, perf.accuracy, thresholds, robustness=robustness)
     layers = [dataclasses.replace(row, severity=_worst_for(findings, row.name, row.module_path)) for row in layers]
     params = [dataclasses.replace(p, severity=_worst_for(findings, None, p.module_path)) for p in params]
     return Statistics(perf, layers, params, findings)
@@ -124,10 +140,11 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
     """``capture``: a capture of this model and sample already run (compare mode reuses it)."""
     if capture is None:
         capture = capture_sample(loaded, sample, settings, device, progress)
+    robustness = robustness_probe(loaded, sample, settings, device, progress, capture)
 
     progress.stage("statistics and checks")
     anchors = Anchors()
-    stats = statistics(capture, sample, thresholds, anchors)
+    stats = statistics(capture, sample, thresholds, anchors, robustness)
     perf, layers, params, findings = stats.performance, stats.layers, stats.params, stats.findings
 
     progress.stage("figures")
@@ -171,6 +188,7 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
         slices=slices,
         saliency=saliency,
         flow=flow,
+        robustness=robustness,
     )
 
 
