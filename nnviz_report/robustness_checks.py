@@ -52,7 +52,7 @@ def corruption_findings(section: RobustnessSection | None, drop_warn: float) -> 
             "corruption-drop", "warn", s.title, s.drop_at_check, f"≤ {100 * drop_warn:.0f} points",
             f"Under {s.title.lower()} at severity {section.check_severity} accuracy falls from "
             f"{section.clean_accuracy:.1%} to {s.accuracy_at_check:.1%} ({100 * s.drop_at_check:.0f} points).",
-            "corruption-table")
+            "corruption-summary")
         for s in section.summaries
         if s.drop_at_check > drop_warn
     ]

@@ -25,9 +25,11 @@ def reliability_figure(bins: Sequence[ReliabilityBin], ece: float) -> Figure:
         left, right = fig.subplots(1, 2, width_ratios=(1.1, 1.0))
         left.bar(lower[filled], accuracy[filled], width=width[filled], align="edge", color=CATEGORICAL[0],
                  edgecolor="white", linewidth=0.5, label="accuracy in the bin")
+        # The gap as a hatched outline, not a fill: it reads the same over a bar (accuracy above
+        # confidence) and over the background (accuracy below it).
         gap_bottom = np.minimum(accuracy, confidence)[filled]
         left.bar(lower[filled], np.abs(accuracy - confidence)[filled], bottom=gap_bottom, width=width[filled],
-                 align="edge", color=CATEGORICAL[5], alpha=0.35, hatch="//", edgecolor=CATEGORICAL[5], linewidth=0.0,
+                 align="edge", facecolor="none", hatch="////", edgecolor=CATEGORICAL[5], linewidth=0.8,
                  label="gap to mean confidence")
         left.plot([0, 1], [0, 1], color="#888888", linestyle="--", linewidth=1, label="perfect calibration")
         left.set_xlim(0, 1)
