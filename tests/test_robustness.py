@@ -19,12 +19,13 @@ from nnviz_report.data import load_sample
 from nnviz_report.errors import ConfigError
 from nnviz_report.models import load_model
 from nnviz_report.probes import run_probes
-from nnviz_report.report_model import Change, RobustnessComparison
+from nnviz_report.report_model import SCHEMA_VERSION, Change, RobustnessComparison
 from nnviz_report.robustness_checks import calibration_findings, corruption_findings, robustness_loss_findings
 from nnviz_report.sections.robustness import robustness_comparison, robustness_section
 from nnviz_report.stats.calibration import wilson_interval
 
 PER_CLASS = 2
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str) -> int:
@@ -84,6 +85,14 @@ def test_the_section_is_in_the_json_and_agrees_with_the_rest_of_the_record(lenet
         assert s["drop_at_check"] == pytest.approx(perf["accuracy"] - at3["accuracy"])
     assert [t["corruption"] for t in r["thumbnails"]] == ["clean", *[c.name for c in SUITE]]
     assert r["thumbnail_index"] == record["sample"]["indices"][r["thumbnail_position"]]
+
+
+def test_the_record_matches_the_json_schema(lenet_report: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((ROOT / "nnviz_report" / "schema" / f"report-{SCHEMA_VERSION}.schema.json").read_text())
+    errors = [e.message[:200] for e in jsonschema.Draft202012Validator(schema).iter_errors(read_json(lenet_report))]
+    assert not errors, errors[:5]
+    assert "robustness" in schema["properties"] and "robustness_compare" in schema["properties"]
 
 
 def test_the_section_is_in_the_html_and_markdown(lenet_report: Path) -> None:
