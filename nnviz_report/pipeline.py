@@ -20,9 +20,9 @@ import torchvision
 
 from . import __version__
 from .capture import CaptureResult, choose_showcase, run_capture
-from .corruptions import SEVERITIES, SUITE
 from .checks import SEVERITY_RANK, Thresholds, load_thresholds, run_checks, worst_severity
 from .config import OutputFormat, ReportSettings, Severity
+from .corruptions import SEVERITIES, SUITE
 from .data import SampleSet, load_sample, normalise
 from .errors import ConfigError, OutputError
 from .figures.common import image_pixels, png_figure
