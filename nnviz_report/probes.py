@@ -35,10 +35,13 @@ def run_probes(model: nn.Module, images: torch.Tensor, source_indices: Sequence[
     with preserved_model(model, device), torch.no_grad():
         for corruption in suite:
             for severity in severities:
-                corrupted = torch.from_numpy(corrupt_batch(pixels, corruption, severity, source_indices, seed=seed))
                 parts = []
-                for start in range(0, len(corrupted), batch_size):
-                    batch = normalise(corrupted[start:start + batch_size]).to(device)
+                # Corrupted a batch at a time: memory stays that of one batch, whatever the sample size.
+                for start in range(0, len(pixels), batch_size):
+                    stop = start + batch_size
+                    corrupted = corrupt_batch(pixels[start:stop], corruption, severity, source_indices[start:stop],
+                                              seed=seed)
+                    batch = normalise(torch.from_numpy(corrupted)).to(device)
                     parts.append(model(batch).detach().to("cpu", torch.float32).numpy())
                 runs.append(ProbeRun(corruption, severity, np.concatenate(parts)))
                 if progress is not None:

@@ -199,7 +199,7 @@ def test_compare_against_an_archive_shows_base_and_head(lenet_report: Path, imag
                                                         tmp_path: Path) -> None:
     out = tmp_path / "compare"
     assert cli("compare", "--model", "lenet", "--data", str(image_folder), "--per-class", str(PER_CLASS),
-               "--base-json", str(lenet_report / "report.json"), "--format", "html,json", "-o", str(out)) == 0
+               "--base-json", str(lenet_report / "report.json"), "--format", "html,json,md", "-o", str(out)) == 0
     c = read_json(out)["robustness_compare"]
     base = read_json(lenet_report)["robustness"]
     assert c["ece"] == {"base": base["calibration"]["ece"], "head": base["calibration"]["ece"], "delta": 0.0}
@@ -208,6 +208,7 @@ def test_compare_against_an_archive_shows_base_and_head(lenet_report: Path, imag
     assert [k["corruption"] for k in c["corruptions"]] == [s.name for s in SUITE]
     html = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="robustness-compare"' in html and "exact McNemar p = 1" in html
+    assert "**Robustness, base → head:** mean corruption accuracy" in (out / "report.md").read_text(encoding="utf-8")
     # An archive made before the probes existed: compared without the robustness part.
     old = read_json(lenet_report)
     del old["robustness"], old["robustness_compare"]
