@@ -103,7 +103,7 @@ def test_the_section_is_in_the_html_and_markdown(lenet_report: Path) -> None:
     assert 'alt="Reliability diagram' in html and "Pixelate" in html and 'id="corruption-summary"' in html
     md = (lenet_report / "report.md").read_text(encoding="utf-8")
     r = read_json(lenet_report)["robustness"]
-    assert f"**Calibration:** ECE {r['calibration']['ece']:.3g}" in md
+    assert f"**Calibration:** ECE {r['calibration']['ece']:.3f}" in md
     assert "**Robustness (CIFAR-10-C corruptions, severities 1, 3, 5):**" in md
 
 

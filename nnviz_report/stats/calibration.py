@@ -37,8 +37,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def bin_index(confidences: np.ndarray, bins: int) -> np.ndarray:
-    """Bin b holds confidences in (b/B, (b+1)/B]; 0 goes into bin 0."""
-    index = np.ceil(np.asarray(confidences, dtype=np.float64) * bins).astype(np.int64) - 1
+    """Bin b holds confidences in (b/B, (b+1)/B]; 0 goes into bin 0. A NaN confidence (from a
+    model with NaN weights) is put in bin 0 rather than cast to an arbitrary integer; the numbers
+    it enters still come out NaN."""
+    scaled = np.nan_to_num(np.asarray(confidences, dtype=np.float64) * bins, nan=0.0)
+    index = np.ceil(scaled).astype(np.int64) - 1
     return np.clip(index, 0, bins - 1)
 
 
