@@ -222,3 +222,30 @@ def test_sections_are_frozen() -> None:
     section = section_with(18, 16)
     with pytest.raises(dataclasses.FrozenInstanceError):
         section.seed = 1  # type: ignore[misc]
+
+
+def test_trained_resnet20_loses_more_under_noise_and_blur_than_under_brightness(cifar10_jpg: Path) -> None:
+    """Believability on the real sample: a standard-trained CNN is far more sensitive to noise and
+    blur than to a brightness shift (Hendrycks & Dietterich, 2019, CIFAR-10-C results)."""
+    sample = load_sample(str(cifar10_jpg), per_class=10)
+    model = load_model("resnet20").module
+    chosen = [c for c in SUITE if c.name in ("gaussian_noise", "gaussian_blur", "brightness")]
+    runs = run_probes(model, sample.images, sample.indices, batch_size=100, device=torch.device("cpu"), seed=0,
+                      suite=chosen)
+    labels = sample.labels.numpy()
+    accuracy = {c.name: np.mean([(r.logits.argmax(axis=1) == labels).mean() for r in runs if r.corruption is c])
+                for c in chosen}
+    assert accuracy["gaussian_noise"] < accuracy["brightness"] - 0.05
+    assert accuracy["gaussian_blur"] < accuracy["brightness"] - 0.05
+
+
+def test_compare_two_checkpoints_runs_the_probes_on_both(image_folder: Path, tmp_path: Path) -> None:
+    weights = ROOT / "nnviz_report" / "weights" / "lenet.pt"
+    out = tmp_path / "checkpoints"
+    assert cli("compare", "--model", "lenet", "--data", str(image_folder), "--per-class", "1",
+               "--base-weights", str(weights), "--head-weights", str(weights), "--format", "json", "-o", str(out)) == 0
+    record = read_json(out)
+    c = record["robustness_compare"]
+    assert c["pairs"] == len(SUITE) * len(SEVERITIES) * 10
+    assert c["mean_corruption_accuracy"]["delta"] == 0.0 and c["p_value"] == 1.0
+    assert c["mean_corruption_accuracy"]["head"] == record["robustness"]["mean_corruption_accuracy"]
