@@ -49,7 +49,7 @@ def corruption_findings(section: RobustnessSection | None, drop_warn: float) -> 
         return []
     return [
         Finding(
-            "corruption-drop", "warn", s.title, s.drop_at_check, f"≤ {100 * drop_warn:.0f} points",
+            "corruption-drop", "warn", s.title, s.drop_at_check, f"≤ {drop_warn:.2f} (accuracy lost)",
             f"Under {s.title.lower()} at severity {section.check_severity} accuracy falls from "
             f"{section.clean_accuracy:.1%} to {s.accuracy_at_check:.1%} ({100 * s.drop_at_check:.0f} points).",
             "corruption-summary")
@@ -65,7 +65,7 @@ def robustness_loss_findings(comparison: RobustnessComparison | None, loss_warn:
     if not (delta < -loss_warn and comparison.p_value < SIGNIFICANCE):
         return []
     return [Finding(
-        "robustness-loss", "warn", None, -delta, f"≤ {100 * loss_warn:.0f} points, or p ≥ {SIGNIFICANCE}",
+        "robustness-loss", "warn", None, -delta, f"≤ {loss_warn:.2f} (accuracy lost), or p ≥ {SIGNIFICANCE}",
         f"Mean accuracy over the corruption suite fell by {100 * -delta:.1f} points against the base "
         f"({comparison.base_only_right} predictions right only in the base, {comparison.head_only_right} only in the "
         f"head; exact McNemar p = {comparison.p_value:.2g}).",
