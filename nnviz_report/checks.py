@@ -34,10 +34,13 @@ from .report_model import (
     LayerStats,
     ParamStats,
     Performance,
+    RobustnessComparison,
+    RobustnessSection,
     SaliencySection,
     Verdict,
     WeightsSection,
 )
+from .robustness_checks import calibration_findings, corruption_findings, robustness_loss_findings
 
 # Layers whose zeros mean "switched off": dead channels are judged only after these.
 
@@ -74,11 +77,16 @@ class Thresholds:
     # ...and at least this many images of the class lost: on a small sample (--per-class 2) one
     # image is 50 pp, and one or two images flip between any two checkpoints.
     class_drop_min_images: float = 3
+    # Calibration and robustness; the rationale for each default is in robustness_checks.py.
+    ece_warn: float = 0.10
+    corruption_drop_warn: float = 0.25
+    robustness_loss_warn: float = 0.02
 
 
 # Thresholds that are fractions (shares, probabilities), checked to lie in [0, 1].
 _FRACTIONS = ("dead_channels_warn", "dead_channels_fail", "saturation_warn", "min_accuracy", "chance_collapse_share",
-              "saliency_worse_share", "alpha_ks_max", "compare_p_value", "class_drop_warn")
+              "saliency_worse_share", "alpha_ks_max", "compare_p_value", "class_drop_warn", "ece_warn",
+              "corruption_drop_warn", "robustness_loss_warn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +100,8 @@ class CheckInputs:
     weights: WeightsSection | None = None
     saliency: SaliencySection | None = None
     compare: CompareSection | None = None
+    robustness: RobustnessSection | None = None
+    robustness_compare: RobustnessComparison | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -457,6 +467,36 @@ def _accuracy_drop(inputs: CheckInputs, t: Thresholds) -> _Outcome:
                     note="fail when the head is worse and McNemar's exact test is significant")
 
 
+def _calibration(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+    r = inputs.robustness
+    if r is None:
+        return _Outcome([], None, "not measured", note="off: the calibration probe did not run", ran=False)
+    cal = r.calibration
+    excess = cal.ece - cal.ece_calibrated_reference
+    return _Outcome(calibration_findings(r, t.ece_warn), excess,
+                    f"ECE {cal.ece:.3f}, sampling floor {cal.ece_calibrated_reference:.3f}", None, "calibration")
+
+
+def _corruption_drop(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+    r = inputs.robustness
+    if r is None or not r.summaries:
+        return _Outcome([], None, "not measured", note="off: the corruption probe did not run", ran=False)
+    worst = max(r.summaries, key=lambda s: s.drop_at_check)
+    return _Outcome(corruption_findings(r, t.corruption_drop_warn), worst.drop_at_check,
+                    f"largest drop {100 * worst.drop_at_check:.0f} points ({worst.title.lower()})", worst.title,
+                    "corruption-summary")
+
+
+def _robustness_loss(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+    k = inputs.robustness_compare
+    if k is None or k.mean_corruption_accuracy.delta is None:
+        return _Outcome([], None, "not measured", note="off: runs in compare mode with both probes", ran=False)
+    delta = k.mean_corruption_accuracy.delta
+    p = f", McNemar p = {k.p_value:.2g}" if k.p_value is not None else ""
+    return _Outcome(robustness_loss_findings(k, t.robustness_loss_warn), -delta,
+                    f"{100 * delta:+.1f} points{p}", None, "robustness-compare")
+
+
 def _class_drop(inputs: CheckInputs, t: Thresholds) -> _Outcome:
     c = inputs.compare
     if c is None:
@@ -502,9 +542,15 @@ CHECKS = (
     Check("weight-spectra", "Weight spectra", "power-law exponent α of each weight's eigenvalue spectrum",
           lambda t: f"{t.alpha_low:g} ≤ α ≤ {t.alpha_high:g}; warn with a good fit (KS ≤ {t.alpha_ks_max:g}), info "
           "otherwise", _weight_spectra),
+    Check("calibration-ece", "Calibration", "expected calibration error (15 equal-width bins) beyond its floor",
+          lambda t: f"warn > {t.ece_warn:.2f} above the floor", _calibration),
+    Check("corruption-drop", "Corruption robustness", "accuracy lost under each corruption at severity 3",
+          lambda t: f"warn > {t.corruption_drop_warn * 100:.0f} points lost", _corruption_drop),
     Check("accuracy-drop", "No significant accuracy drop", "base → head on the same samples, exact McNemar test",
           lambda t: f"fail if the head is worse with p < {t.compare_p_value:g}", _accuracy_drop),
     Check("class-drop", "No large class drop", "per-class accuracy base → head",
           lambda t: f"warn if a class drops > {t.class_drop_warn * 100:.0f} pp and ≥ {t.class_drop_min_images:g} "
           "images", _class_drop),
+    Check("robustness-loss", "No robustness loss", "mean corruption accuracy base → head, exact McNemar test",
+          lambda t: f"warn if it falls > {t.robustness_loss_warn * 100:g} points with p < 0.05", _robustness_loss),
 )

@@ -35,6 +35,7 @@ from .pipeline import (
     exit_code_for,
     prepare_output_dir,
     resolve_device,
+    robustness_probe,
     statistics,
     write_outputs,
 )
@@ -53,6 +54,7 @@ from .report_model import (
     to_jsonable,
 )
 from .sections.anchors import Anchors
+from .sections.robustness import robustness_comparison
 from .sections.summary import wilson
 from .sections.weights import weight_tensors, weights_section
 from .stats.intervals import mcnemar_exact_p
@@ -75,6 +77,7 @@ class _Side:
     judged: frozenset[str]  # ids of the checks that ran on this side: only their findings are compared
     capture: CaptureResult | None = None
     loaded: LoadedModel | None = None
+    robustness: Mapping[str, Any] | None = None  # None: an archive made before the robustness probes
 
 
 def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_json: Path | None,
@@ -107,19 +110,21 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
     if base_loaded is not None:
         torch.manual_seed(settings.seed)
         base_capture = capture_sample(base_loaded, sample, settings, device, progress, label="capture (base)")
+        base_robustness = robustness_probe(base_loaded, sample, settings, device, progress, base_capture)
         progress.stage("base statistics")
         # The base's weight spectra are judged too, so that a spectra finding can be new or resolved;
         # saliency is not computed for the base, so its findings are not compared.
         base_anchors = Anchors()
         base_spectra = weights_section(weight_tensors(base_loaded.module), base_anchors, base_capture.first_conv)
-        stats = statistics(base_capture, sample, thresholds, base_anchors, weights=base_spectra)
+        stats = statistics(base_capture, sample, thresholds, base_anchors, weights=base_spectra,
+                           robustness=base_robustness)
         base = _Side(
             info=CompareSide("base", "checkpoint", base_loaded.checkpoint_name, base_loaded.checkpoint_sha256,
                              __version__, SCHEMA_VERSION),
             performance=to_jsonable(stats.performance), layers=to_jsonable(stats.layers),
             params=to_jsonable(stats.params), findings=to_jsonable(stats.findings),
             judged=frozenset(c.id for c in stats.verdict.checks if c.status != "off"),
-            capture=base_capture, loaded=base_loaded)
+            capture=base_capture, loaded=base_loaded, robustness=to_jsonable(base_robustness))
         base_name = base_loaded.checkpoint_name or "(initial weights)"
     else:
         assert archived is not None and base_json is not None
@@ -131,17 +136,25 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
         performance=to_jsonable(report.performance), layers=to_jsonable(report.activations.layers),
         params=to_jsonable(report.gradients.params), findings=to_jsonable(report.findings),
         judged=frozenset(c.id for c in report.verdict.checks if c.status != "off"),
-        capture=head_capture, loaded=head)
+        capture=head_capture, loaded=head, robustness=to_jsonable(report.robustness))
 
     progress.stage("comparison")
     anchors = {row.name: row.anchor for row in report.activations.layers}
     section = compare_section(base, head_side, sample, anchors=anchors, p_threshold=thresholds.compare_p_value)
-    # The head's checklist again, now with the comparison's own checks (accuracy and class drops).
+    robustness = None
+    if base.robustness is not None and head_side.robustness is not None:
+        try:
+            robustness = robustness_comparison(base.robustness, head_side.robustness, report.performance.labels)
+        except (KeyError, TypeError) as exc:
+            raise SchemaError(f"the base's robustness record is missing {exc} where a report.json has it; "
+                              "rebuild the base report") from None
+    # The head's checklist again, now with the comparison's own checks (accuracy, class and
+    # robustness drops).
     checklist = run_checks(CheckInputs(report.activations.layers, report.gradients.params, report.performance,
-                                       report.sample.class_names, report.weights, report.saliency, section),
-                           thresholds)
+                                       report.sample.class_names, report.weights, report.saliency, section,
+                                       report.robustness, robustness), thresholds)
     report = dataclasses.replace(
-        report, title=f"nnviz_report · compare · {settings.model}", compare=section,
+        report, title=f"nnviz_report · compare · {settings.model}", compare=section, robustness_compare=robustness,
         findings=checklist.findings, verdict=checklist.verdict,
         settings=(*report.settings, ("compare_base", base_name), ("compare_mode", section.mode)))
     paths = write_outputs(report, settings, out_dir, progress)
@@ -196,7 +209,8 @@ def _side_from_record(record: Mapping[str, Any]) -> _Side:
             info=CompareSide("base", "report.json", model["checkpoint_name"], model["checkpoint_sha256"],
                              str(env["nnviz_report"]), str(record["schema_version"])),
             performance=record["performance"], layers=record["activations"]["layers"],
-            params=record["gradients"]["params"], findings=record["findings"], judged=_judged(record))
+            params=record["gradients"]["params"], findings=record["findings"], judged=_judged(record),
+            robustness=record.get("robustness"))
     except (KeyError, TypeError) as exc:
         raise SchemaError(f"--base-json is missing {exc} where a report.json has it; it is incomplete") from None
 

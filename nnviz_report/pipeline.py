@@ -17,11 +17,13 @@ from . import __version__
 from .capture import CaptureResult, choose_showcase, predict_classes, run_capture
 from .checks import CheckInputs, Thresholds, load_thresholds, run_checks, worst_severity
 from .config import ReportSettings, Severity
+from .corruptions import SEVERITIES, SUITE
 from .data import SampleSet, load_sample, normalise
 from .errors import ConfigError
 from .figures.common import image_pixels, png_figure
 from .models import LoadedModel, load_model
 from .output import FILE_NAMES, prepare_output_dir, write_outputs  # noqa: F401 (compare imports them from here)
+from .probes import run_probes
 from .progress import Progress
 from .report_model import (
     SCHEMA_VERSION,
@@ -32,6 +34,7 @@ from .report_model import (
     ParamStats,
     Performance,
     Report,
+    RobustnessSection,
     SaliencySection,
     SampleInfo,
     ShowcaseSample,
@@ -42,6 +45,7 @@ from .sections.activations import activations_section, layer_stats
 from .sections.anchors import Anchors
 from .sections.flow import flow_section
 from .sections.gradients import gradients_section, param_stats
+from .sections.robustness import robustness_section
 from .sections.saliency import saliency_section
 from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
@@ -114,14 +118,27 @@ class Statistics:
     verdict: Verdict
 
 
+def robustness_probe(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
+                     progress: Progress, capture: CaptureResult) -> RobustnessSection:
+    """Calibration of the captured logits, and the corruption suite through the model (forward only)."""
+    with progress.bar("robustness probes", total=len(SUITE) * len(SEVERITIES), unit="run") as advance:
+        runs = run_probes(loaded.module, sample.images, sample.indices, batch_size=settings.batch_size,
+                          device=device, seed=settings.seed, progress=advance)
+    position = capture.showcase_positions[0] if capture.showcase_positions else 0
+    return robustness_section(capture.logits, sample.labels.numpy(), runs, sample.images.numpy(), sample.indices,
+                              thumbnail_position=position, seed=settings.seed)
+
+
 def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds, anchors: Anchors, *,
-               weights: WeightsSection | None = None, saliency: SaliencySection | None = None) -> Statistics:
+               weights: WeightsSection | None = None, saliency: SaliencySection | None = None,
+               robustness: RobustnessSection | None = None) -> Statistics:
     """Plain numbers and the checklist from a capture, each row marked with its worst finding.
-    Without ``weights`` or ``saliency`` (compare's base side) the checks on them are off."""
+    Without ``weights``, ``saliency`` or ``robustness`` (compare's base side) the checks on them are off."""
     perf = performance(capture.logits, capture.losses, sample.labels.numpy())
     layers = layer_stats(capture.layers, anchors)
     params = param_stats(capture.params, anchors)
-    checklist = run_checks(CheckInputs(layers, params, perf, sample.class_names, weights, saliency), thresholds)
+    checklist = run_checks(CheckInputs(layers, params, perf, sample.class_names, weights, saliency,
+                                       robustness=robustness), thresholds)
     findings = list(checklist.findings)
     layers = [dataclasses.replace(row, severity=_worst_for(findings, row.name, row.module_path)) for row in layers]
     params = [dataclasses.replace(p, severity=_worst_for(findings, None, p.module_path or p.name)) for p in params]
@@ -133,8 +150,9 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
     """``capture``: a capture of this model and sample already run (compare mode reuses it)."""
     if capture is None:
         capture = capture_sample(loaded, sample, settings, device, progress)
+    robustness = robustness_probe(loaded, sample, settings, device, progress, capture)
 
-    # Weights and saliency come before the checks, which judge their spectra and maps too.
+    # Weights, saliency and the probes come before the checks, which judge them too.
     progress.stage("figures")
     anchors = Anchors()
     module = loaded.module
@@ -150,7 +168,8 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
             layers=capture.layers, gradcam_layer=settings.gradcam_layer, device=device)
 
     progress.stage("statistics and checks")
-    stats = statistics(capture, sample, thresholds, anchors, weights=weights, saliency=saliency)
+    stats = statistics(capture, sample, thresholds, anchors, weights=weights, saliency=saliency,
+                       robustness=robustness)
     perf, layers, params, findings = stats.performance, stats.layers, stats.params, stats.findings
     slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
     flow = None
@@ -183,6 +202,7 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
         slices=slices,
         saliency=saliency,
         flow=flow,
+        robustness=robustness,
     )
 
 

@@ -268,6 +268,8 @@ class Report:
     weights: WeightsSection | None = None
     saliency: SaliencySection | None = None
     compare: CompareSection | None = None
+    robustness: RobustnessSection | None = None
+    robustness_compare: RobustnessComparison | None = None
 
 
 def to_jsonable(value: Any) -> Any:
@@ -525,3 +527,108 @@ class CompareSection:
     findings_unchanged: int
     weight_figure: Figure | None
     cka_figure: Figure | None
+
+
+# ---- Calibration and robustness section -------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ReliabilityBin:
+    lower: float
+    upper: float  # the bin holds confidences in (lower, upper]
+    count: int
+    mean_confidence: float | None  # None for an empty bin
+    accuracy: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationStats:
+    """Over the clean sample; definitions in nnviz_report.stats.calibration."""
+
+    count: int
+    bins: int  # equal-width confidence bins
+    accuracy: float
+    mean_confidence: float
+    ece: float
+    ece_low: float  # percentile bootstrap interval over images
+    ece_high: float
+    ece_level: float
+    bootstrap_resamples: int
+    ece_calibrated_reference: float  # mean ECE of a perfectly calibrated model with these confidences and n
+    mce: float
+    nll: float
+    brier: float
+    reliability: tuple[ReliabilityBin, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptionResult:
+    corruption: str  # name in nnviz_report.corruptions.SUITE
+    title: str
+    severity: int
+    parameter: str  # e.g. "σ = 0.08"
+    accuracy: float
+    accuracy_low: float  # 95 % Wilson interval
+    accuracy_high: float
+    mean_confidence: float
+    ece: float
+    predictions: tuple[int, ...]  # per sample, in sample order (compare pairs them with the base)
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptionSummary:
+    corruption: str
+    title: str
+    family: str
+    mean_accuracy: float  # over the severities run
+    relative_drop: float  # 1 − mean_accuracy / clean accuracy
+    mean_ece: float
+    accuracy_at_check: float  # at the checked severity (3)
+    drop_at_check: float  # clean accuracy − accuracy_at_check, in accuracy points
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptionThumbnail:
+    corruption: str  # "clean" for the unaltered image
+    title: str
+    parameter: str
+    image: Figure
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustnessSection:
+    calibration: CalibrationStats
+    reliability_figure: Figure
+    severities: tuple[int, ...]
+    check_severity: int
+    seed: int
+    clean_accuracy: float
+    mean_corruption_accuracy: float  # over every corruption and severity run
+    relative_drop: float  # 1 − mean_corruption_accuracy / clean_accuracy
+    results: tuple[CorruptionResult, ...]
+    summaries: tuple[CorruptionSummary, ...]
+    accuracy_figure: Figure
+    thumbnail_position: int  # row in the sample
+    thumbnail_index: int  # index in the data source
+    thumbnails: tuple[CorruptionThumbnail, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptionChange:
+    corruption: str
+    title: str
+    accuracy: Change  # mean over severities
+    ece: Change  # mean over severities
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustnessComparison:
+    ece: Change
+    mce: Change
+    nll: Change
+    brier: Change
+    mean_corruption_accuracy: Change
+    corruptions: tuple[CorruptionChange, ...]
+    pairs: int  # (image, corruption, severity) predictions paired between the sides
+    base_only_right: int
+    head_only_right: int
+    p_value: float | None  # exact McNemar over the pairs; None when the base has no per-image predictions

@@ -73,6 +73,7 @@ SECTIONS = (
     ("saliency", "Saliency", "sections/saliency.html.j2", "saliency"),
     ("slices", "Slices", "sections/slices.html.j2", "slices"),
     ("weights", "Weights", "sections/weights.html.j2", "weights"),
+    ("robustness", "Calibration and robustness", "sections/robustness.html.j2", "robustness"),
     ("appendix", "Appendix", "sections/appendix.html.j2", None),
 )
 
