@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .hooks import model_session
 from .corruptions import SEVERITIES, SUITE, Corruption, corrupt_batch
 from .data import normalise
+from .hooks import model_session
 
 
 @dataclasses.dataclass(frozen=True)
