@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from nnviz_report.capture import run_capture
-from nnviz_report.checks import Thresholds, run_checks
+from nnviz_report.checks import CheckInputs, Thresholds, run_checks
+from nnviz_report.sections.summary import performance
 from nnviz_report.sections.activations import layer_stats
 from nnviz_report.sections.anchors import Anchors
 from nnviz_report.sections.gradients import param_stats
@@ -18,6 +19,8 @@ def test_root_level_parameter_finding_names_the_parameter() -> None:
     x, y = torch.randn(12, 3, 32, 32), torch.arange(12) % 10
     result = run_capture(model, x, y, batch_size=12, device=torch.device("cpu"), showcase_positions=(0,))
     anchors = Anchors()
-    findings = run_checks(layer_stats(result.layers, anchors), param_stats(result.params, anchors), 1.0, Thresholds())
-    vanishing = [f for f in findings if f.check == "vanishing-gradient"]
+    perf = performance(result.logits, result.losses, y.numpy())
+    inputs = CheckInputs(layer_stats(result.layers, anchors), param_stats(result.params, anchors), perf,
+                         tuple(str(c) for c in range(10)))
+    vanishing = [f for f in run_checks(inputs, Thresholds()).findings if f.check == "vanishing-gradient"]
     assert [f.layer for f in vanishing] == ["cls_token"]
