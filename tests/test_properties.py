@@ -14,7 +14,8 @@ from hypothesis.extra import numpy as hnp
 
 from nnviz_report.stats.moments import Moments, RunningChannelMax, RunningGradient, RunningMoments, tensor_norm
 
-settings.register_profile("nnviz", max_examples=150, deadline=None,
+# derandomize: CI runs the same examples every time, so a red run is reproducible, never a draw.
+settings.register_profile("nnviz", max_examples=150, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("nnviz")
 
@@ -64,14 +65,19 @@ def test_streaming_moments_equal_one_shot_numpy(data: st.DataObject | None, valu
 
 
 @given(data=st.data(), values=arrays(ordinary_float32, max_size=400))
-def test_ordinary_data_any_split_gives_the_same_numbers(data: st.DataObject, values: np.ndarray) -> None:
+@example(data=None, values=np.array([-1476, 1537, 0, 0], dtype=np.float32))
+def test_ordinary_data_any_split_gives_the_same_numbers(data: st.DataObject | None, values: np.ndarray) -> None:
     whole = stream(values, [])
-    split = stream(values, data.draw(split_points(len(values))))
+    split = stream(values, data.draw(split_points(len(values))) if data is not None else [1, 3])
     assert_moments_match(whole, values)
     assert split.histogram == whole.histogram
     assert (split.count, split.min, split.max, split.zero_fraction) == (whole.count, whole.min, whole.max,
                                                                         whole.zero_fraction)
-    assert split.mean == pytest.approx(whole.mean, rel=1e-6, abs=1e-9 * max(1.0, abs(whole.max), abs(whole.min)))
+    # Batch means are float32 sums: a different split may move the mean by a few float32 epsilons of
+    # the largest magnitude ([-1476, 1537, 0, 0] split differently: 15.249985 against 15.25).
+    assert split.mean == pytest.approx(whole.mean, rel=1e-6, abs=1e-6 * max(1.0, abs(whole.max), abs(whole.min)))
+    assert split.mean == pytest.approx(values.astype(np.float64).mean(), rel=1e-5,
+                                       abs=1e-6 * max(1.0, abs(whole.max), abs(whole.min)))
 
 
 @given(data=st.data(), values=arrays(finite_float32))

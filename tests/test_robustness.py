@@ -191,7 +191,7 @@ def test_thresholds_come_from_the_toml(tmp_path: Path) -> None:
     t = load_thresholds(config)
     assert (t.ece_warn, t.corruption_drop_warn, t.robustness_loss_warn) == (0.2, 0.4, 0.02)
     config.write_text("[thresholds]\nece_warn = 3\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="ece_warn is a fraction"):
+    with pytest.raises(ConfigError, match="ece_warn must be between 0 and 1"):
         load_thresholds(config)
 
 

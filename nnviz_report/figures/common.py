@@ -128,7 +128,7 @@ def depth_axis(ax: Axes, names: list[str], *, axis_inches: float = DEPTH_WIDTH -
         ax.set_xticks(np.arange(len(names)), minor=True)
         ax.set_xlabel(f"layer, input to output (every {ordinal(step)} of {len(names)} labelled)",
                       fontsize=DEPTH_LABEL_PT)
-    ax.set_xlim(-pad, len(names) - 1 + pad)
+    ax.set_xlim(-pad, max(len(names), 1) - 1 + pad)  # no layer (a TorchScript model): an empty axis
 
 
 def plain_log_labels(ax: Axes) -> None:
