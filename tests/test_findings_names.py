@@ -6,10 +6,10 @@ import torch
 
 from nnviz_report.capture import run_capture
 from nnviz_report.checks import CheckInputs, Thresholds, run_checks
-from nnviz_report.sections.summary import performance
 from nnviz_report.sections.activations import layer_stats
 from nnviz_report.sections.anchors import Anchors
 from nnviz_report.sections.gradients import param_stats
+from nnviz_report.sections.summary import performance
 from tests.fixtures.vit_models import IdleClassToken
 
 
