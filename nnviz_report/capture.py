@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from .errors import CaptureError, ModelError
 from .stats import layout as layouts
 from .stats.layout import Layout
-from .stats.moments import GradientSummary, Moments, RunningGradient, RunningMoments, tensor_norm
+from .stats.moments import GradientSummary, Moments, RunningGradient, RunningMoments, release_scratch, tensor_norm
 
 NUM_CLASSES = 10
 MAX_POOLED_FEATURES = 4096  # wider outputs are left out of CKA/separability to bound memory
@@ -305,6 +305,7 @@ def run_capture(
         finally:
             for handle in handles:
                 handle.remove()
+            release_scratch()
     return CaptureResult(
         layers=[accumulators[n].result() for n in order],
         params=params,

@@ -116,7 +116,7 @@ class RunningMoments:
         self._mean += delta * n / total
         self._m2 += batch_m2 + delta * delta * self.count * n / total
         self.count = total
-        self.zeros += n - int(torch.count_nonzero(flat))
+        self.zeros += n - count_nonzero(flat)
         self.min = min(self.min, lo_value)
         self.max = max(self.max, hi_value)
         self._add_to_histogram(flat, lo_value, hi_value)
@@ -132,8 +132,8 @@ class RunningMoments:
         first, last = math.floor(lo * scale), math.floor(hi * scale)
         # float32 holds every integer below 2**24 exactly; beyond that, count in float64.
         exact_in_float32 = max(abs(first), abs(last) + 1) < 2**24
-        index = (x if exact_in_float32 else x.double()) * scale
-        index.floor_()
+        source = x if exact_in_float32 else x.double()
+        index = torch.mul(source, scale, out=scratch(source)).floor_()
         if lo < 0 and exponent > 0:
             # A tiny negative value times a small scale can underflow to -0.0 in float32 and
             # land in bin 0; every negative value belongs in bin -1 or below.
@@ -250,7 +250,7 @@ def _mean_and_m2(flat: torch.Tensor) -> tuple[float, float]:
     slower on CPU; the mean and the squares are summed pairwise by torch.sum, which keeps the
     relative error near 1e-7 where a running float32 accumulator would drift to 1e-5."""
     mean = flat.mean()
-    deviations = flat - mean
+    deviations = torch.sub(flat, mean, out=scratch(flat))
     return float(mean), float(deviations.square_().sum())
 
 
@@ -262,7 +262,37 @@ def _norm_and_peak(flat: torch.Tensor) -> tuple[float, float]:
     # both exact enough and about 3x faster.
     ordinary = _GRADIENT_FLOAT32_MIN <= peak <= _GRADIENT_FLOAT32_MAX and flat.dtype == torch.float32
     values = flat if ordinary else flat.double()
-    return math.sqrt(float(values.square().sum())), peak
+    return math.sqrt(float(torch.mul(values, values, out=scratch(values)).sum())), peak
+
+
+def count_nonzero(flat: torch.Tensor) -> int:
+    """Non-zero elements of a 1-D tensor. On the CPU numpy's SIMD count is ~5x faster than
+    torch.count_nonzero (which was the costliest single reduction of the capture); same answer,
+    -0.0 counts as zero and NaN as non-zero in both."""
+    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64) and not flat.requires_grad:
+        return int(np.count_nonzero(flat.numpy()))
+    return int(torch.count_nonzero(flat))
+
+
+# One reusable buffer per (dtype, device) for the activation-sized temporaries of the reductions
+# (deviations, squares, histogram indices): a fresh allocation of that size is freshly mapped
+# memory (capture fixes glibc's mmap threshold) and pays a page fault per 4 KiB on every use.
+_SCRATCH: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def scratch(like: torch.Tensor) -> torch.Tensor:
+    """A flat buffer of ``like``'s size, dtype and device; its contents are garbage, and it is
+    shared, so a caller must be done with it before the next call."""
+    key = (like.dtype, like.device)
+    buffer = _SCRATCH.get(key)
+    if buffer is None or buffer.numel() < like.numel():
+        buffer = _SCRATCH[key] = torch.empty(like.numel(), dtype=like.dtype, device=like.device)
+    return buffer[: like.numel()].view(like.shape)
+
+
+def release_scratch() -> None:
+    """Free the shared buffers (the capture calls this when it ends, so they do not outlive it)."""
+    _SCRATCH.clear()
 
 
 def tensor_norm(values: torch.Tensor) -> float:
