@@ -143,11 +143,13 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
             module, normalise(sample.images[positions]), showcase_images, sample.labels[positions],
             torch.from_numpy(capture.logits[positions].argmax(axis=1)), positions=positions,
             layers=capture.layers, gradcam_layer=settings.gradcam_layer, device=device)
+    progress.stage("flow diagram")
     flow = None
     if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
         example = normalise(sample.images[:2]).to(next(module.parameters(), torch.empty(0)).device)
         flow = flow_section(module, example, layers, params, anchors, direction=settings.graph_direction,
                             fold=settings.graph_fold, group_depth=settings.graph_group_depth)
+    progress.stage("tables")  # the summary, activation and gradient sections, built below
     return Report(
         schema_version=SCHEMA_VERSION,
         title=f"nnviz_report · {settings.model}",
@@ -260,8 +262,10 @@ def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progr
                 assert html is not None
                 target.write_bytes(render_pdf(html))
             elif fmt is OutputFormat.JSON:
+                progress.stage("rendering JSON")
                 target.write_text(render_json(report), encoding="utf-8")
             elif fmt is OutputFormat.MARKDOWN:
+                progress.stage("rendering Markdown")
                 target.write_text(render_markdown(report, template_dir=settings.template_dir), encoding="utf-8")
             written[fmt.value] = out_dir / FILE_NAMES[fmt]
         publish(staging, out_dir)

@@ -138,7 +138,14 @@ class RunningMoments:
             # A tiny negative value times a small scale can underflow to -0.0 in float32 and
             # land in bin 0; every negative value belongs in bin -1 or below.
             index = torch.where(x < 0, index.clamp(max=-1), index)
-        counts = torch.histc(index, bins=last - first + 1, min=first, max=last + 1)
+        bins = last - first + 1
+        # Every index lies in [first, last] by construction, so index - first is an exact small
+        # integer and bincount of it is histc's answer at about half of histc's cost.
+        offsets = scratch(index, torch.int32 if exact_in_float32 else torch.int64)
+        offsets.copy_(index.sub_(first))
+        counts = torch.bincount(offsets, minlength=bins)
+        if counts.numel() != bins:
+            raise AssertionError(f"histogram index beyond its {bins} bins; lo={lo}, hi={hi}, exponent={exponent}")
         self._place(first, counts.to(torch.int64).cpu().numpy())
 
     def _merge_bins(self, shift: int) -> None:
@@ -280,13 +287,14 @@ def count_nonzero(flat: torch.Tensor) -> int:
 _SCRATCH: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
 
-def scratch(like: torch.Tensor) -> torch.Tensor:
-    """A flat buffer of ``like``'s size, dtype and device; its contents are garbage, and it is
-    shared, so a caller must be done with it before the next call."""
-    key = (like.dtype, like.device)
+def scratch(like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A buffer of ``like``'s shape and device, in ``dtype`` (default: ``like``'s); its contents
+    are garbage, and it is shared per dtype, so a caller must be done with it before the next call."""
+    dtype = dtype or like.dtype
+    key = (dtype, like.device)
     buffer = _SCRATCH.get(key)
     if buffer is None or buffer.numel() < like.numel():
-        buffer = _SCRATCH[key] = torch.empty(like.numel(), dtype=like.dtype, device=like.device)
+        buffer = _SCRATCH[key] = torch.empty(like.numel(), dtype=dtype, device=like.device)
     return buffer[: like.numel()].view(like.shape)
 
 
