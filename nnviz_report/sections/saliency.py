@@ -93,8 +93,8 @@ def saliency_section(model: nn.Module, inputs: Tensor, images: np.ndarray, label
                                 [full for *_, full, _cam in planned], [target for _s, _k, target, *_ in planned],
                                 fraction=MASK_FRACTION, fill=0.0)
     results: dict[int, list[SaliencyMapResult]] = {slot: [] for slot in range(len(inputs))}
-    for (slot, kind, target, full, cam), score in zip(planned, scores, strict=True):
-        results[slot].append(_map_result(kind, slot, target, full, cam, score, image_pixels(images[slot])))
+    for (slot, kind, target, full, cells), score in zip(planned, scores, strict=True):
+        results[slot].append(_map_result(kind, slot, target, full, cells, score, image_pixels(images[slot])))
     samples = [SaliencySample(slot, int(positions[slot]), int(labels[slot]), int(predicted[slot]),
                               tuple(results[slot])) for slot in range(len(inputs))]
     return SaliencySection(layer, resolution, source, note, MASK_FRACTION, tuple(samples), reshape)
