@@ -397,31 +397,48 @@ class SaliencyCapture:
     layer: str
     activations: np.ndarray  # (S, C, h, w)
     gradients: np.ndarray  # (S, C, h, w): d target logit / d activation
-    input_gradients: np.ndarray  # (S, 3, H, W): d target logit / d input
+    input_gradients: np.ndarray | None  # (S, 3, H, W): d target logit / d input; None when not asked for
     probabilities: np.ndarray  # (S, 10)
 
 
 def capture_saliency(
-    model: nn.Module, inputs: Tensor, targets: Tensor, *, layer: str, device: torch.device
+    model: nn.Module, inputs: Tensor, targets: Tensor, *, layer: str, device: torch.device,
+    input_gradients: bool = True,
 ) -> SaliencyCapture:
-    """Gradients of each sample's target logit with respect to ``layer``'s output and the input."""
+    """Gradients of each sample's target logit with respect to ``layer``'s output and, unless
+    ``input_gradients`` is False, the input. Without the input gradient the graph starts at the
+    layer: nothing before it is recorded or differentiated, which is all Grad-CAM needs."""
     module = dict(model.named_modules()).get(layer)
     if module is None:
         raise ModelError(f"Grad-CAM layer {layer!r} is not a module of the model; pick one from the Activations table")
     store: dict[str, Tensor] = {}
 
-    def hook(_m: nn.Module, _i: object, output: object) -> None:
-        if isinstance(output, Tensor) and "activation" not in store:
-            store["activation"] = output.detach().clone()
+    def hook(_m: nn.Module, _i: object, output: object) -> Tensor | None:
+        if not isinstance(output, Tensor) or "activation" in store:
+            return None
+        store["activation"] = output.detach().clone()
+        if input_gradients:
             output.register_hook(lambda grad: store.__setitem__("gradient", grad.detach().clone()))
+            return None
+        store["start"] = output.detach().requires_grad_(True)
+        return store["start"] + 0  # not a leaf, so an in-place layer after this one stays allowed
 
     with preserved_model(model, device):
+        if not input_gradients:
+            for p in model.parameters():
+                p.requires_grad_(False)  # restored by preserved_model
         handle = module.register_forward_hook(hook)
         try:
-            x = inputs.to(device).requires_grad_(True)
+            x = inputs.to(device).requires_grad_(input_gradients)
             logits = model(x)
             score = logits.gather(1, targets.to(device).view(-1, 1)).sum()
-            (input_grad,) = torch.autograd.grad(score, x)
+            input_grad = None
+            if input_gradients:
+                (input_grad,) = torch.autograd.grad(score, x)
+            elif "start" in store and score.requires_grad:
+                (gradient,) = torch.autograd.grad(score, store["start"], allow_unused=True)
+                if gradient is not None:
+                    store["gradient"] = gradient.detach()
         finally:
             handle.remove()
     if "gradient" not in store:
@@ -430,6 +447,6 @@ def capture_saliency(
         layer=layer,
         activations=store["activation"].cpu().float().numpy(),
         gradients=store["gradient"].cpu().float().numpy(),
-        input_gradients=input_grad.detach().cpu().float().numpy(),
+        input_gradients=None if input_grad is None else input_grad.detach().cpu().float().numpy(),
         probabilities=torch.softmax(logits.detach().float(), dim=1).cpu().numpy(),
     )

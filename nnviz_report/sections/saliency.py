@@ -78,6 +78,7 @@ def saliency_section(model: nn.Module, inputs: Tensor, images: np.ndarray, label
     # Every map of every sample first, then all their deletion scores in one forward pass.
     planned: list[tuple[int, str, int, np.ndarray, np.ndarray | None]] = []  # slot, kind, target, map, cam
     for slot in range(len(inputs)):
+        assert by_prediction.input_gradients is not None
         planned.append((slot, "input-gradient", int(predicted[slot]),
                         input_gradient_map(by_prediction.input_gradients[slot]), None))
         if by_label is not None:
@@ -113,6 +114,7 @@ def _capture_both(model: nn.Module, inputs: Tensor, predicted: Tensor, labels: T
                             device=device)
 
     def half(part: slice) -> SaliencyCapture:
+        assert both.input_gradients is not None
         return dataclasses.replace(both, activations=both.activations[part], gradients=both.gradients[part],
                                    input_gradients=both.input_gradients[part], probabilities=both.probabilities[part])
 
