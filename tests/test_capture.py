@@ -201,3 +201,23 @@ class _UnusedBranch(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.unused(x)
         return self.head(x)
+
+
+def test_zero_count_and_scratch_buffers_of_the_reductions() -> None:
+    import threading
+
+    from nnviz_report.stats.moments import _buffers, count_nonzero, release_scratch, scratch
+
+    values = torch.tensor([0.0, -0.0, 1.5, float("nan"), -2.0, 0.0, float("inf")])
+    assert count_nonzero(values) == int(torch.count_nonzero(values)) == 4
+    assert count_nonzero(values.double()) == 4
+    first = scratch(torch.empty(6))
+    assert scratch(torch.empty(2, 3)).data_ptr() == first.data_ptr()  # reused, reshaped
+    assert scratch(torch.empty(6), torch.int32).dtype == torch.int32
+    other: list[int] = []
+    worker = threading.Thread(target=lambda: other.append(scratch(torch.empty(6)).data_ptr()))
+    worker.start()
+    worker.join()
+    assert other[0] != first.data_ptr()  # each thread has its own
+    release_scratch()
+    assert _buffers() == {}  # nothing of this thread's buffers outlives the capture

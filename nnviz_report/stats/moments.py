@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 
 import numpy as np
 import torch
@@ -284,23 +285,35 @@ def count_nonzero(flat: torch.Tensor) -> int:
 # One reusable buffer per (dtype, device) for the activation-sized temporaries of the reductions
 # (deviations, squares, histogram indices): a fresh allocation of that size is freshly mapped
 # memory (capture fixes glibc's mmap threshold) and pays a page fault per 4 KiB on every use.
-_SCRATCH: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+# Per thread, so two captures running in parallel threads never share one.
+_LOCAL = threading.local()
+
+
+def _buffers() -> dict[tuple[torch.dtype, torch.device], torch.Tensor]:
+    if not hasattr(_LOCAL, "buffers"):
+        _LOCAL.buffers = {}
+    return _LOCAL.buffers  # type: ignore[no-any-return]
 
 
 def scratch(like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """A buffer of ``like``'s shape and device, in ``dtype`` (default: ``like``'s); its contents
     are garbage, and it is shared per dtype, so a caller must be done with it before the next call."""
     dtype = dtype or like.dtype
+    if like.device.type != "cpu":
+        # Other devices' caching allocators already reuse memory, and CUDA runs gradient hooks on
+        # its own long-lived thread, whose buffers nothing would release.
+        return torch.empty(like.shape, dtype=dtype, device=like.device)
     key = (dtype, like.device)
-    buffer = _SCRATCH.get(key)
+    buffers = _buffers()
+    buffer = buffers.get(key)
     if buffer is None or buffer.numel() < like.numel():
-        buffer = _SCRATCH[key] = torch.empty(like.numel(), dtype=dtype, device=like.device)
+        buffer = buffers[key] = torch.empty(like.numel(), dtype=dtype, device=like.device)
     return buffer[: like.numel()].view(like.shape)
 
 
 def release_scratch() -> None:
-    """Free the shared buffers (the capture calls this when it ends, so they do not outlive it)."""
-    _SCRATCH.clear()
+    """Free this thread's buffers (the capture calls this when it ends, so they do not outlive it)."""
+    _buffers().clear()
 
 
 def tensor_norm(values: torch.Tensor) -> float:
