@@ -12,6 +12,7 @@ Sections (all by default; --only takes a comma-separated subset):
   depth    total time resnet56 ÷ resnet20 against the ratio of their layer counts, per stage
   html     report.html size for resnet20 and torchvision:resnet50
   peers    our artefacts against TensorBoard, torchview, WeightWatcher and pytorch-grad-cam
+  probes   calibration and corruption probes ÷ the capture pass (resnet20, 100 images, batch 100)
   profile  cProfile of one capture pass: the top operations by own time (not part of the default)
 
 Times are wall-clock medians of interleaved repeats (A B B A …), so a change in machine load falls
@@ -38,10 +39,11 @@ import torch  # noqa: E402
 from _common import ROOT, cifar_test_split, fmt_mb, fmt_s, interleaved, machine, median, resnet20_spec  # noqa: E402
 from torch import nn  # noqa: E402
 
-SECTIONS = ("process", "capture", "memory", "depth", "html", "peers")
+SECTIONS = ("process", "capture", "probes", "memory", "depth", "html", "peers")
 BATCH = 100
 TARGETS = {
     "capture": 1.3,
+    "probes": 0.5,
     "memory": 1.15,
     "depth_tolerance": 0.20,
     "html_resnet20_mb": 3.0,
@@ -166,6 +168,42 @@ def bench_capture(data: Path, repeats: int) -> dict[str, Any]:
     log(f"  ratio {ratio:.2f}  (per round: {', '.join(f'{r:.2f}' for r in pairs)}; target ≤ {TARGETS['capture']})")
     return {"model": spec, "images": len(x), "bare_s": times["bare"], "capture_s": times["capture"], "ratio": ratio,
             "round_ratios": pairs, "met": ratio <= TARGETS["capture"]}
+
+
+def bench_probes(data: Path, repeats: int) -> dict[str, Any]:
+    """The whole probe stage of a report (corrupting the sample, forward passes, the section's
+    numbers and figures) against the capture pass it follows, on the same 100 images."""
+    from nnviz_report.capture import choose_showcase, run_capture
+    from nnviz_report.data import load_sample, normalise
+    from nnviz_report.models import load_model
+    from nnviz_report.probes import run_probes
+    from nnviz_report.sections.robustness import robustness_section
+
+    spec = resnet20_spec()
+    sample = load_sample(str(data), per_class=10)
+    model = load_model(spec).module
+    x, y = normalise(sample.images), sample.labels
+    logits: dict[str, Any] = {}
+
+    def probe_pass() -> None:
+        runs = run_probes(model, sample.images, sample.indices, batch_size=BATCH, device=torch.device("cpu"), seed=0)
+        robustness_section(logits["clean"], y.numpy(), runs, sample.images.numpy(), sample.indices,
+                           thumbnail_position=0, seed=0)
+
+    def capture() -> None:
+        logits["clean"] = run_capture(model, x, y, batch_size=BATCH, device=torch.device("cpu"),
+                                      showcase_positions=choose_showcase(y, 4)).logits
+
+    capture()  # warm-up, and the clean logits the section needs
+    probe_pass()
+    log(f"[probes] {spec}, {len(x)} images, batch {BATCH}; {repeats} rounds")
+    times = interleaved({"capture": capture, "probes": probe_pass}, repeats)
+    ratio = median(times["probes"]) / median(times["capture"])
+    for name in ("capture", "probes"):
+        log(f"  {name:<22} {fmt_s(median(times[name]))}   (runs: {', '.join(fmt_s(t) for t in times[name])})")
+    log(f"  ratio {ratio:.2f}  (target ≤ {TARGETS['probes']})")
+    return {"model": spec, "images": len(x), "capture_s": times["capture"], "probes_s": times["probes"],
+            "ratio": ratio, "met": ratio <= TARGETS["probes"]}
 
 
 def profile_capture(data: Path) -> dict[str, Any]:
@@ -335,6 +373,9 @@ def summary(results: dict[str, Any]) -> None:
     if "capture" in results:
         r = results["capture"]
         ratio_row("capture ÷ bare forward+backward (resnet20, 1000 images)", r["ratio"], TARGETS["capture"])
+    if "probes" in results:
+        r = results["probes"]
+        ratio_row("robustness probes ÷ capture (100 images)", r["ratio"], TARGETS["probes"])
     if "memory" in results:
         r = results["memory"]
         ratio_row("peak RSS per-class 500 ÷ 10", r["ratio"], TARGETS["memory"], f"{r['ratio']:.3f}")
@@ -388,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             results["process"] = bench_process(data, work, args.repeats)
         if "capture" in chosen:
             results["capture"] = bench_capture(data, args.repeats)
+        if "probes" in chosen:
+            results["probes"] = bench_probes(data, args.repeats)
         if "profile" in chosen:
             results["profile"] = profile_capture(data)
         if "memory" in chosen:

@@ -1,4 +1,4 @@
-"""The capture pass: the only module that touches hooks.
+"""The capture pass, with its hooks registered through hooks.py.
 
 One forward and one backward per batch over the fixed sample. Every layer's output is folded
 into fixed-size running statistics inside its forward hook; the gradient of that output is
@@ -7,8 +7,9 @@ hooks, keeps working with ``ReLU(inplace=True)`` and ``x += shortcut``. Only the
 samples keep whole feature maps, and every sample keeps one pooled vector per layer (its
 channel means) for the similarity and separability analyses.
 
-The model comes back as it went in: mode, device, parameters, ``.grad``, ``requires_grad``,
-buffers and hooks are restored in ``finally``, also when the model raises.
+The model comes back as it went in: hooks.py's model_session owns every hook handle and
+restores mode, device, parameters, ``.grad``, ``requires_grad`` and buffers, also when the
+model raises.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import contextlib
 import ctypes
 import dataclasses
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .errors import CaptureError, ModelError
+from .hooks import model_session
 from .stats import layout as layouts
 from .stats.layout import Layout
 from .stats.moments import GradientSummary, Moments, RunningGradient, RunningMoments, release_scratch, tensor_norm
@@ -144,54 +146,6 @@ class _LayerAccumulator:
         )
 
 
-@dataclasses.dataclass
-class _SavedState:
-    training: dict[str, bool]  # per module: a frozen BatchNorm inside a training model stays frozen
-    device: torch.device | None
-    requires_grad: dict[str, bool]
-    grads: dict[str, Tensor | None]
-    buffers: dict[str, Tensor]
-
-
-@contextlib.contextmanager
-def preserved_model(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
-    """Put the model in eval mode on ``device`` with gradients enabled and cleared; put
-    everything back afterwards, whatever happens."""
-    params = dict(model.named_parameters())
-    first = next(iter(params.values()), None)
-    saved = _SavedState(
-        training={name: m.training for name, m in model.named_modules()},
-        device=first.device if first is not None else None,
-        requires_grad={n: p.requires_grad for n, p in params.items()},
-        grads={n: p.grad for n, p in params.items()},
-        buffers={n: b.detach().clone() for n, b in model.named_buffers()},
-    )
-    try:
-        model.eval()
-        model.to(device)
-        for p in params.values():
-            p.grad = None
-            p.requires_grad_(True)
-        yield model
-    finally:
-        if saved.device is not None:
-            model.to(saved.device)
-        for name, p in params.items():
-            p.grad = saved.grads[name]
-            p.requires_grad_(saved.requires_grad[name])
-        with torch.no_grad():
-            for name, b in model.named_buffers():
-                if name in saved.buffers:
-                    b.copy_(saved.buffers[name].to(b.device))
-        restore_training(model, saved.training)
-
-
-def restore_training(model: nn.Module, flags: dict[str, bool]) -> None:
-    """Each module's own train/eval flag back; ``model.train(flag)`` would overwrite them all."""
-    for name, module in model.named_modules():
-        module.training = flags.get(name, module.training)
-
-
 def capturable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Leaf modules in registration order: the layers whose outputs the report describes."""
     layers = []
@@ -201,15 +155,53 @@ def capturable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return layers
 
 
-def choose_showcase(labels: Tensor, count: int) -> tuple[int, ...]:
-    """The first sample of each of the first ``count`` classes present: different classes."""
-    chosen: dict[int, int] = {}
-    for position, label in enumerate(labels.tolist()):
-        if label not in chosen:
-            chosen[label] = position
-        if len(chosen) == count:
-            break
-    return tuple(chosen[c] for c in sorted(chosen))
+def choose_showcase(labels: Tensor, count: int, *, predictions: Sequence[int] | None = None,
+                    confidences: Sequence[float] | None = None) -> tuple[int, ...]:
+    """Showcase samples that inform, deterministically, in this order of roles: the most
+    confidently correct sample, the most confidently misclassified one (when any is), the least
+    confidently correct one, then more misclassified ones, then the most confident of the rest;
+    each role prefers a class not shown yet. Ties go to the earlier sample. Without predictions:
+    the first sample of each of the first ``count`` classes."""
+    label_list = [int(v) for v in labels.tolist()]
+    if predictions is None or confidences is None:
+        first: dict[int, int] = {}
+        for position, label in enumerate(label_list):
+            first.setdefault(label, position)
+            if len(first) == count:
+                break
+        return tuple(first[c] for c in sorted(first))
+    positions = range(len(label_list))
+    correct = [i for i in positions if int(predictions[i]) == label_list[i]]
+    wrong = [i for i in positions if int(predictions[i]) != label_list[i]]
+    most_confident = sorted(correct, key=lambda i: (-confidences[i], i))
+    least_confident = sorted(correct, key=lambda i: (confidences[i], i))
+    confidently_wrong = sorted(wrong, key=lambda i: (-confidences[i], i))
+    everything = sorted(positions, key=lambda i: (-confidences[i], i))
+    roles = [most_confident, confidently_wrong, least_confident] + [confidently_wrong] * max(0, count - 3)
+    chosen: list[int] = []
+    for slot in range(min(count, len(label_list))):
+        candidates = [i for i in (roles[slot] if slot < len(roles) else []) if i not in chosen] or \
+            [i for i in everything if i not in chosen]
+        shown = {label_list[i] for i in chosen}
+        fresh = [i for i in candidates if label_list[i] not in shown]
+        chosen.append((fresh or candidates)[0])
+    return tuple(chosen)
+
+
+def predict_classes(model: nn.Module, inputs: Tensor, *, batch_size: int,
+                    device: torch.device) -> tuple[list[int], list[float]]:
+    """Predicted class and its softmax probability per sample, from a forward pass without hooks
+    or gradients: the showcase is chosen from them before the capture, which keeps full feature
+    maps only for the showcase samples."""
+    predicted: list[int] = []
+    confidence: list[float] = []
+    with model_session(model, device, param_grads=False), torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            probabilities = torch.softmax(model(inputs[start:start + batch_size].to(device)).double(), dim=1)
+            best = probabilities.max(dim=1)
+            predicted += [int(v) for v in best.indices.tolist()]
+            confidence += [float(v) for v in best.values.tolist()]
+    return predicted, confidence
 
 
 def _return_large_buffers_to_the_system() -> None:
@@ -272,12 +264,14 @@ def run_capture(
 
     logits_parts: list[np.ndarray] = []
     loss_parts: list[np.ndarray] = []
-    with preserved_model(model, device):
-        handles = []
-        try:
+    try:
+        with model_session(model, device) as hooks:
             for path, module in layers:
                 with contextlib.suppress(RuntimeError):  # TorchScript modules refuse Python hooks
-                    handles.append(module.register_forward_hook(make_hook(path, module)))
+                    hooks.forward_hook(module, make_hook(path, module))
+            # Without a trainable parameter the loss depends on nothing that requires a gradient;
+            # the input then does, so that activation gradients still flow.
+            input_grad = not any(p.requires_grad for p in model.parameters())
             for start in range(0, count, batch_size):
                 stop = min(start + batch_size, count)
                 calls.clear()
@@ -286,12 +280,13 @@ def run_capture(
                 showcase_rows.update(
                     {p - start: slot for slot, p in enumerate(showcase_positions) if start <= p < stop}
                 )
-                x = inputs[start:stop].to(device)
+                x = inputs[start:stop].to(device).requires_grad_(input_grad)
                 y = labels[start:stop].to(device)
                 batch[0] = stop - start
                 logits = _forward(model, x, ran)
                 producers.clear()
                 _check_logits(logits, stop - start)
+                _check_differentiable(logits)
                 losses = nn.functional.cross_entropy(logits.float(), y, reduction="none")
                 # Summing per-sample losses divided by N makes the accumulated .grad the
                 # gradient of the mean loss over the whole sample, whatever the batch size.
@@ -302,12 +297,10 @@ def run_capture(
                     progress(stop - start)
             params = _parameter_summaries(model)
             first_conv = _first_conv(model)
-        finally:
-            for handle in handles:
-                handle.remove()
-            release_scratch()
+    finally:
+        release_scratch()  # the reductions' shared buffers do not outlive the capture
     return CaptureResult(
-        layers=[accumulators[n].result() for n in order],
+        layers=[_batch_first_only(accumulators[n].result(), count) for n in order],
         params=params,
         logits=np.concatenate(logits_parts),
         losses=np.concatenate(loss_parts),
@@ -353,6 +346,29 @@ def _check_logits(logits: Tensor, batch: int) -> None:
             f"the model's output has shape {tuple(logits.shape)} for a batch of {batch}; "
             f"expected ({batch}, {NUM_CLASSES}) logits for the ten CIFAR-10 classes"
         )
+
+
+def _check_differentiable(logits: Tensor) -> None:
+    if not (logits.is_floating_point() or logits.is_complex()):
+        raise ModelError(
+            f"the model returned {str(logits.dtype).removeprefix('torch.')} logits; nnviz_report needs "
+            "floating-point scores per class (return the logits before any argmax or rounding)"
+        )
+    if not logits.requires_grad:
+        raise ModelError(
+            "the model's output does not depend on anything autograd tracks: its forward runs under "
+            "torch.no_grad() or torch.inference_mode() (or detaches its output); remove that so gradients "
+            "can be computed"
+        )
+
+
+def _batch_first_only(layer: LayerCapture, count: int) -> LayerCapture:
+    """A layer whose output's first dimension is not the batch (LeViT's BatchNorm1d over
+    (batch·tokens, channels)) keeps its statistics but is left out of the per-sample analyses
+    (similarity, separability), which need one row per sample."""
+    if layer.pooled_features is not None and layer.pooled_features.shape[0] != count:
+        return dataclasses.replace(layer, pooled_features=None, showcase_maps=None)
+    return layer
 
 
 def _owner(name: str) -> str:
@@ -423,24 +439,21 @@ def capture_saliency(
         store["start"] = output.detach().requires_grad_(True)
         return store["start"] + 0  # not a leaf, so an in-place layer after this one stays allowed
 
-    with preserved_model(model, device):
+    with model_session(model, device, param_grads=input_gradients) as hooks:
         if not input_gradients:
             for p in model.parameters():
-                p.requires_grad_(False)  # restored by preserved_model
-        handle = module.register_forward_hook(hook)
-        try:
-            x = inputs.to(device).requires_grad_(input_gradients)
-            logits = model(x)
-            score = logits.gather(1, targets.to(device).view(-1, 1)).sum()
-            input_grad = None
-            if input_gradients:
-                (input_grad,) = torch.autograd.grad(score, x)
-            elif "start" in store and score.requires_grad:
-                (gradient,) = torch.autograd.grad(score, store["start"], allow_unused=True)
-                if gradient is not None:
-                    store["gradient"] = gradient.detach()
-        finally:
-            handle.remove()
+                p.requires_grad_(False)  # restored when the session ends
+        hooks.forward_hook(module, hook)
+        x = inputs.to(device).requires_grad_(input_gradients)
+        logits = model(x)
+        score = logits.gather(1, targets.to(device).view(-1, 1)).sum()
+        input_grad = None
+        if input_gradients:
+            (input_grad,) = torch.autograd.grad(score, x)
+        elif "start" in store and score.requires_grad:
+            (gradient,) = torch.autograd.grad(score, store["start"], allow_unused=True)
+            if gradient is not None:
+                store["gradient"] = gradient.detach()
     if "gradient" not in store:
         raise ModelError(f"Grad-CAM layer {layer!r} does not lie on the path to the logits")
     return SaliencyCapture(

@@ -1,17 +1,70 @@
-"""``nnviz-report``: the command line. Exit 0 done, 1 findings at or above --fail-on, 2 bad input."""
+"""``nnviz-report``: the command line.
+
+Exit codes are a contract: 0 every requested file written and no finding at --fail-on; 1 every
+file written, with findings at --fail-on; 2 bad input or usage (one line: what is wrong, what to
+do); 3 internal error (one line; the traceback only with --debug or NNVIZ_DEBUG=1); 130 SIGINT;
+143 SIGTERM. A model's own code that calls sys.exit() or raises KeyboardInterrupt by itself is
+bad input, never a pass: only a received signal reads as an interruption.
+
+torch and the pipeline are imported only once a command runs, so that ``--help`` and usage errors
+answer at once and a run prints its first line before PyTorch has loaded (a couple of seconds)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, interrupts
 from .config import FAIL_ON_CHOICES, OutputFormat, ReportSettings, Severity
-from .errors import NNVizError
+from .errors import NNVizError, one_line
+from .progress import Progress, write_closing
 
-EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+EXIT_CODES = """\
+exit codes:
+  0    done; no finding at or above --fail-on (or no --fail-on)
+  1    done, the files are written, and a finding is at or above --fail-on
+  2    bad input or usage (one line on stderr says what to do); nothing written
+  3    internal error (a bug to report); nothing written
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM); nothing written
+"""
+README_POINTER = "More in the README: Quick start, Usage, CI (exit codes) and Bad input (every error message)."
+REPORT_EXAMPLES = """\
+examples (DATA: a folder with the ten CIFAR-10 class folders, e.g. the test/ folder of
+../shared/data/cifar10-jpg.tar.gz; --data cifar10 downloads torchvision's copy instead):
+  nnviz-report report --model lenet --data DATA --per-class 2 -o out/lenet
+  nnviz-report report --model resnet20 --data DATA --fail-on fail -o out/resnet20
+  nnviz-report report --model resnet20 --weights my-resnet20.pt --data DATA
+  nnviz-report report --model torchvision:resnet18 --data DATA     (no --weights: random weights)
+  nnviz-report report --model mypkg.models:build --weights net.pt --data DATA
+  nnviz-report report --model torchscript:net.pt --data DATA
+"""
+COMPARE_EXAMPLES = """\
+examples (DATA as for report):
+  nnviz-report compare --model resnet20 --base-weights nnviz_report/weights/resnet20_early.pt --data DATA
+  nnviz-report compare --model resnet20 --base-json release-1.2/report.json --head-weights new.pt --data DATA
+"""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help (where there is one worth showing); the epilog's
+    line breaks kept."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "%(default)" in text
+            or not action.option_strings
+            or any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS))
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,25 +85,33 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         "--data",
         default="cifar10",
         metavar="SPEC",
-        help="'cifar10' (torchvision's test split) or an ImageFolder directory with the ten class folders",
+        help="an ImageFolder directory with the ten CIFAR-10 class folders, or 'cifar10' for torchvision's "
+        "test split (read from --data-root, downloaded there if missing)",
     )
     parser.add_argument(
-        "--data-root", type=Path, metavar="DIR", help="where torchvision's CIFAR-10 lives or is downloaded to"
-    )
-    parser.add_argument("--no-download", action="store_true", help="never download CIFAR-10")
-    parser.add_argument(
-        "--per-class", type=int, default=10, metavar="K", help="images per class in the fixed sample (default 10)"
+        "--data-root", type=Path, metavar="DIR",
+        help="where --data cifar10 finds or downloads torchvision's CIFAR-10 (default: ~/.cache/nnviz_report/cifar10)"
     )
     parser.add_argument(
-        "--format", default="html,pdf,json,md", metavar="LIST", help="any of html,pdf,json,md (default all)"
+        "--no-download", action="store_true", help="never download CIFAR-10 (fail if --data-root lacks it)"
     )
-    parser.add_argument("-o", "--out", type=Path, default=Path("nnviz-report"), metavar="OUT_DIR", help="output folder")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--batch-size", type=int, default=100, metavar="N")
     parser.add_argument(
-        "--showcase", type=int, default=4, metavar="N", help="samples followed through the network (default 4)"
+        "--per-class", type=int, default=10, metavar="K",
+        help="images per class in the fixed sample: the first K of each class",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated, any of html,pdf,json,md"
+    )
+    parser.add_argument(
+        "-o", "--out", type=Path, default=Path("nnviz-report"), metavar="OUT_DIR",
+        help="output folder (created; its report files are replaced only when the new ones are complete)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, default=100, metavar="N", help="images per forward+backward pass")
+    parser.add_argument(
+        "--showcase", type=int, default=4, metavar="N", help="samples followed through the network (1 to 10)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for torch (random weights, saliency baselines)")
     parser.add_argument(
         "--fail-on",
         choices=FAIL_ON_CHOICES,
@@ -69,32 +130,49 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         "--gradcam-layer", metavar="NAME",
         help="layer for Grad-CAM (default: last conv with ≥ 4×4 output; a transformer's last block's first norm)",
     )
-    parser.add_argument("--graph-direction", choices=["TB", "LR"], default="TB")
+    parser.add_argument("--graph-direction", choices=["TB", "LR"], default="TB",
+                        help="flow diagram top-to-bottom or left-to-right")
     parser.add_argument("--graph-fold", choices=["auto", "always", "never"], default="auto",
-                        help="flow diagram: auto draws the first block of each kind in full and folds the rest "
-                             "(default); always folds every block at --graph-depth; never folds")
+                        help="flow diagram: auto draws the first block of each kind in full and folds the rest; "
+                             "always folds every block at --graph-depth; never folds")
     parser.add_argument(
         "--graph-depth", type=int, default=2, metavar="N", help="container depth grouped in the flow diagram"
     )
     parser.add_argument(
         "--template-dir", type=Path, metavar="DIR", help="templates that override the built-in ones file by file"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress and no closing summary on stderr (errors still shown)"
+    )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error (also NNVIZ_DEBUG=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="nnviz-report", description="Static reports of what happens inside a PyTorch image classifier."
+        prog="nnviz-report",
+        description="Static reports of what happens inside a PyTorch image classifier.",
+        epilog=f"Run 'nnviz-report COMMAND --help' for a command's options and examples.\n\n{EXIT_CODES}\n"
+        f"{README_POINTER}",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"nnviz_report {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    report = commands.add_parser("report", help="build a report for one model")
+    # Not required here: a bare `nnviz-report` gets the list of commands (main), not argparse's
+    # "the following arguments are required: command".
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    report = commands.add_parser(
+        "report", help="build a report for one model", description="Build a report for one model.",
+        epilog=f"{REPORT_EXAMPLES}\n{EXIT_CODES}\n{README_POINTER}", formatter_class=_HelpFormatter,
+    )
     _common_options(report)
     report.add_argument(
-        "--weights", type=Path, metavar="FILE", help="state_dict or checkpoint file (weights_only loading)"
+        "--weights", type=Path, metavar="FILE",
+        help="state_dict or checkpoint file, read with weights_only=True (default: the built-in model's shipped "
+        "weights; torchvision:NAME without --weights is randomly initialised)",
     )
     compare = commands.add_parser(
-        "compare", help="compare two checkpoints of one model, or one against an archived report.json"
+        "compare", help="compare two checkpoints of one model, or one against an archived report.json",
+        description="Compare two checkpoints of one model, or one against an archived report.json.",
+        epilog=f"{COMPARE_EXAMPLES}\n{EXIT_CODES}\n{README_POINTER}", formatter_class=_HelpFormatter,
     )
     _common_options(compare)
     compare.add_argument(
@@ -104,6 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--base-weights", type=Path, metavar="FILE", help="the old checkpoint")
     base.add_argument("--base-json", type=Path, metavar="FILE", help="an archived report.json of the old model")
     return parser
+
+
+def command_list(parser: argparse.ArgumentParser) -> str:
+    """What a bare `nnviz-report` prints: the commands with their one-line help."""
+    lines = ["nnviz-report: no command given; choose one:"]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                lines.append(f"  {choice.dest:<10} {choice.help}")
+    lines.append("Run 'nnviz-report COMMAND --help' for its options and examples, 'nnviz-report --help' for more.")
+    return "\n".join(lines)
 
 
 def settings_from(args: argparse.Namespace) -> ReportSettings:
@@ -134,25 +223,82 @@ def settings_from(args: argparse.Namespace) -> ReportSettings:
     )
 
 
+def announce(args: argparse.Namespace, settings: ReportSettings) -> Progress:
+    """The run's first line, printed before torch is imported (which takes seconds)."""
+    progress = Progress(enabled=not args.quiet)
+    data = settings.data if settings.data == "cifar10" else str(Path(settings.data).expanduser().absolute())
+    progress.note(
+        f"{args.command} {settings.model} on {data} ({settings.per_class} per class) "
+        f"into {settings.out_dir.expanduser().absolute()}"
+    )
+    if settings.model.startswith("torchvision:") and settings.weights is None:
+        progress.note(f"no --weights: {settings.model} keeps its random initial weights (seed {settings.seed})")
+    progress.stage("loading PyTorch")
+    return progress
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = settings_from(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        print(command_list(parser), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("NNVIZ_DEBUG", "") not in ("", "0")
+    with interrupts.handled():
+        try:
+            return _run_command(args)
+        except BaseException as exc:  # every outcome becomes an exit code here, and only here
+            return _exit_code_for_failure(exc, debug)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    with announce(args, settings) as progress:
         if args.command == "compare":
             from .compare import run_compare
 
-            result = run_compare(settings, base_weights=args.base_weights, base_json=args.base_json)
+            result = run_compare(settings, base_weights=args.base_weights, base_json=args.base_json,
+                                 progress=progress)
         else:
             from .pipeline import run
 
-            result = run(settings)
-    except NNVizError as exc:
-        print(f"nnviz-report: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("nnviz-report: interrupted; no files were written", file=sys.stderr)
-        return 130
+            result = run(settings, progress=progress)
+    write_closing(progress, result, fail_on=args.fail_on)
     return result.exit_code
+
+
+def _exit_code_for_failure(exc: BaseException, debug: bool) -> int:
+    signum = interrupts.received()
+    if signum is not None:
+        # Whatever the signal's KeyboardInterrupt became on its way up (some libraries wrap it),
+        # the run was interrupted; the staging folder is gone and nothing was published.
+        what = "interrupted" if signum == signal.SIGINT else "terminated"
+        print(f"nnviz-report: {what}; no files were written", file=sys.stderr)
+        return interrupts.exit_code(signum)
+    if debug and not isinstance(exc, SystemExit):
+        traceback.print_exception(exc)
+    if isinstance(exc, NNVizError):
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    if isinstance(exc, SystemExit):
+        # Nothing in nnviz_report calls sys.exit during a run: this came from the user's code
+        # (the factory's import, the factory, forward), and a model that exits is not a pass.
+        _error(f"the model's code called sys.exit({one_line(exc.code, 80)}) (or raised SystemExit) while "
+               "nnviz_report ran it; a model must return logits, not end the process")
+        return EXIT_BAD_INPUT
+    if isinstance(exc, KeyboardInterrupt):
+        _error("the model's code raised KeyboardInterrupt by itself (no signal was received); "
+               "a model must not raise it")
+        return EXIT_BAD_INPUT
+    if not isinstance(exc, Exception):
+        raise exc  # GeneratorExit and the like are not ours to judge
+    print(f"nnviz-report: internal error: {type(exc).__name__}: {one_line(exc, 300)} — rerun with --debug "
+          "and report it", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _error(message: str) -> None:
+    print(f"nnviz-report: error: {one_line(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

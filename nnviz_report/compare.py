@@ -10,7 +10,6 @@ same plain form — the report.json form — so the two routes share every line 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,8 +19,9 @@ import numpy as np
 import torch
 
 from . import __version__
+from .archive_guard import check_compare_fields, load_json
 from .capture import CaptureResult
-from .checks import load_thresholds
+from .checks import CheckInputs, load_thresholds, run_checks
 from .config import ReportSettings
 from .data import SampleSet, load_sample
 from .errors import CompareError, ConfigError, SchemaError
@@ -35,25 +35,32 @@ from .pipeline import (
     exit_code_for,
     prepare_output_dir,
     resolve_device,
+    robustness_probe,
     statistics,
     write_outputs,
 )
 from .progress import Progress
 from .report_model import (
+    READABLE_SCHEMA_VERSIONS,
     SCHEMA_VERSION,
     Change,
     CompareSection,
     CompareSide,
     FindingChange,
+    Interval,
     LayerChange,
     ParamChange,
     PredictionChange,
     to_jsonable,
 )
 from .sections.anchors import Anchors
+from .sections.robustness import robustness_comparison
+from .sections.summary import wilson
+from .sections.weights import weight_tensors, weights_section
+from .stats.intervals import mcnemar_exact_p
 from .stats.similarity import linear_cka
 
-KNOWN_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
+KNOWN_SCHEMA_VERSIONS = READABLE_SCHEMA_VERSIONS
 MAX_CHANGED_SHOWN = 40
 LAYER_METRICS = ("mean", "std", "zero_fraction", "dead_channels", "grad_rms")
 
@@ -67,14 +74,17 @@ class _Side:
     layers: Sequence[Mapping[str, Any]]
     params: Sequence[Mapping[str, Any]]
     findings: Sequence[Mapping[str, Any]]
+    judged: frozenset[str]  # ids of the checks that ran on this side: only their findings are compared
     capture: CaptureResult | None = None
     loaded: LoadedModel | None = None
+    robustness: Mapping[str, Any] | None = None  # None: an archive made before the robustness probes
 
 
-def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_json: Path | None) -> ReportResult:
+def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_json: Path | None,
+                progress: Progress | None = None) -> ReportResult:
     if (base_weights is None) == (base_json is None):
         raise ConfigError("compare needs exactly one of --base-weights and --base-json")
-    progress = Progress(enabled=settings.progress)
+    progress = progress or Progress(enabled=settings.progress)
     out_dir = prepare_output_dir(settings.out_dir)
     device = resolve_device(settings.device)
     thresholds = load_thresholds(settings.config_file, min_accuracy=settings.min_accuracy)
@@ -95,19 +105,26 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
 
     # The seed is set before each side so the head's sections are those of a plain report run.
     torch.manual_seed(settings.seed)
-    head_capture = capture_sample(head, sample, settings, device, progress)
+    head_capture = capture_sample(head, sample, settings, device, progress, label="capture (head)")
     report = build_report(head, sample, settings, thresholds, device, progress, capture=head_capture)
     if base_loaded is not None:
         torch.manual_seed(settings.seed)
-        base_capture = capture_sample(base_loaded, sample, settings, device, progress)
+        base_capture = capture_sample(base_loaded, sample, settings, device, progress, label="capture (base)")
+        base_robustness = robustness_probe(base_loaded, sample, settings, device, progress, base_capture)
         progress.stage("base statistics")
-        stats = statistics(base_capture, sample, thresholds, Anchors())
+        # The base's weight spectra are judged too, so that a spectra finding can be new or resolved;
+        # saliency is not computed for the base, so its findings are not compared.
+        base_anchors = Anchors()
+        base_spectra = weights_section(weight_tensors(base_loaded.module), base_anchors, base_capture.first_conv)
+        stats = statistics(base_capture, sample, thresholds, base_anchors, weights=base_spectra,
+                           robustness=base_robustness)
         base = _Side(
             info=CompareSide("base", "checkpoint", base_loaded.checkpoint_name, base_loaded.checkpoint_sha256,
                              __version__, SCHEMA_VERSION),
             performance=to_jsonable(stats.performance), layers=to_jsonable(stats.layers),
             params=to_jsonable(stats.params), findings=to_jsonable(stats.findings),
-            capture=base_capture, loaded=base_loaded)
+            judged=frozenset(c.id for c in stats.verdict.checks if c.status != "off"),
+            capture=base_capture, loaded=base_loaded, robustness=to_jsonable(base_robustness))
         base_name = base_loaded.checkpoint_name or "(initial weights)"
     else:
         assert archived is not None and base_json is not None
@@ -118,16 +135,29 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
                          SCHEMA_VERSION),
         performance=to_jsonable(report.performance), layers=to_jsonable(report.activations.layers),
         params=to_jsonable(report.gradients.params), findings=to_jsonable(report.findings),
-        capture=head_capture, loaded=head)
+        judged=frozenset(c.id for c in report.verdict.checks if c.status != "off"),
+        capture=head_capture, loaded=head, robustness=to_jsonable(report.robustness))
 
     progress.stage("comparison")
     anchors = {row.name: row.anchor for row in report.activations.layers}
-    section = compare_section(base, head_side, sample, anchors=anchors)
+    section = compare_section(base, head_side, sample, anchors=anchors, p_threshold=thresholds.compare_p_value)
+    robustness = None
+    if base.robustness is not None and head_side.robustness is not None:
+        try:
+            robustness = robustness_comparison(base.robustness, head_side.robustness, report.performance.labels)
+        except (KeyError, TypeError) as exc:
+            raise SchemaError(f"the base's robustness record is missing {exc} where a report.json has it; "
+                              "rebuild the base report") from None
+    # The head's checklist again, now with the comparison's own checks (accuracy, class and
+    # robustness drops).
+    checklist = run_checks(CheckInputs(report.activations.layers, report.gradients.params, report.performance,
+                                       report.sample.class_names, report.weights, report.saliency, section,
+                                       report.robustness, robustness), thresholds)
     report = dataclasses.replace(
-        report, title=f"nnviz_report · compare · {settings.model}", compare=section,
+        report, title=f"nnviz_report · compare · {settings.model}", compare=section, robustness_compare=robustness,
+        findings=checklist.findings, verdict=checklist.verdict,
         settings=(*report.settings, ("compare_base", base_name), ("compare_mode", section.mode)))
     paths = write_outputs(report, settings, out_dir, progress)
-    progress.done(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
     # The gate judges the head: the comparison explains, the head is what would ship.
     return ReportResult(report, paths, exit_code_for(report.findings, settings.fail_on))
 
@@ -135,16 +165,15 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
 # ---- the archived side -----------------------------------------------------------------------
 
 def read_archived_report(path: Path) -> dict[str, Any]:
+    if path.exists() and not path.is_file():  # a folder, /dev/zero, a FIFO
+        raise SchemaError(f"--base-json {path} is not a regular file; pass an archived report.json")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"--base-json {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaError(f"--base-json {path} cannot be read ({exc})") from None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SchemaError(f"--base-json {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    record = load_json(text, f"--base-json {path}")
     if not isinstance(record, dict) or "schema_version" not in record:
         raise SchemaError(f"--base-json {path} has no schema_version; it is not an nnviz_report report.json")
     version = record["schema_version"]
@@ -155,6 +184,7 @@ def read_archived_report(path: Path) -> dict[str, Any]:
     for key in ("model", "sample", "environment", "performance", "findings", "activations", "gradients"):
         if not isinstance(record.get(key), (dict, list)):
             raise SchemaError(f"--base-json {path.name} lacks the {key!r} part of a report.json; it is incomplete")
+    check_compare_fields(record, f"--base-json {path.name}")
     return record
 
 
@@ -179,9 +209,23 @@ def _side_from_record(record: Mapping[str, Any]) -> _Side:
             info=CompareSide("base", "report.json", model["checkpoint_name"], model["checkpoint_sha256"],
                              str(env["nnviz_report"]), str(record["schema_version"])),
             performance=record["performance"], layers=record["activations"]["layers"],
-            params=record["gradients"]["params"], findings=record["findings"])
+            params=record["gradients"]["params"], findings=record["findings"], judged=_judged(record),
+            robustness=record.get("robustness"))
     except (KeyError, TypeError) as exc:
         raise SchemaError(f"--base-json is missing {exc} where a report.json has it; it is incomplete") from None
+
+
+# The checks of schema 1.0, which recorded findings but not which checks ran: all of these always did
+# (min_accuracy aside, whose findings are compared like any other).
+CHECKS_OF_SCHEMA_1_0 = frozenset({"non-finite", "dead-channels", "vanishing-gradient", "exploding-gradient",
+                                  "gradient-spread", "saturation", "accuracy"})
+
+
+def _judged(record: Mapping[str, Any]) -> frozenset[str]:
+    verdict = record.get("verdict")
+    if not isinstance(verdict, dict):
+        return CHECKS_OF_SCHEMA_1_0
+    return frozenset(str(c["id"]) for c in verdict["checks"] if c["status"] != "off")
 
 
 # ---- the comparison --------------------------------------------------------------------------
@@ -197,7 +241,8 @@ def change(base: Any, head: Any) -> Change:
     return Change(b, h, h - b if b is not None and h is not None else None)
 
 
-def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Mapping[str, str]) -> CompareSection:
+def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Mapping[str, str],
+                    p_threshold: float) -> CompareSection:
     both_checkpoints = base.loaded is not None and head.loaded is not None
     params = _param_changes(base.loaded, head.loaded) if both_checkpoints else []
     relative = {p.name: p.relative for p in params}
@@ -221,7 +266,10 @@ def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Map
 
     perf_b, perf_h = base.performance, head.performance
     changed, total, fixed, broken = _changed_predictions(perf_b, perf_h, sample)
-    findings = _finding_changes(base.findings, head.findings)
+    p_value = mcnemar_exact_p(fixed, broken)
+    both = base.judged & head.judged
+    findings = _finding_changes([f for f in base.findings if f["check"] in both],
+                                [f for f in head.findings if f["check"] in both])
     note = "" if both_checkpoints else (
         "The base is an archived report.json: weight change and representation similarity (CKA) need the base "
         "checkpoint and are not shown. Every other number is compared with what the archive recorded.")
@@ -231,6 +279,9 @@ def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Map
         mode="checkpoints" if both_checkpoints else "archived-json",
         base=base.info, head=head.info,
         accuracy=change(perf_b["accuracy"], perf_h["accuracy"]),
+        base_accuracy_interval=_accuracy_interval(perf_b),
+        head_accuracy_interval=_accuracy_interval(perf_h),
+        mcnemar_p=p_value, significant=p_value < p_threshold, p_threshold=p_threshold,
         loss=change(perf_b["loss"], perf_h["loss"]),
         per_class_accuracy=tuple(change(b, h) for b, h in zip(perf_b["per_class_accuracy"],
                                                                  perf_h["per_class_accuracy"], strict=True)),
@@ -249,6 +300,12 @@ def compare_section(base: _Side, head: _Side, sample: SampleSet, *, anchors: Map
         if weight_rows else None,
         cka_figure=cka_change_figure([n for n, _ in layer_cka], [c for _, c in layer_cka]) if layer_cka else None,
     )
+
+
+def _accuracy_interval(perf: Mapping[str, Any]) -> Interval:
+    """From the predictions and labels, which every schema version records (1.0 has no interval)."""
+    labels, predictions = np.asarray(perf["labels"]), np.asarray(perf["predictions"])
+    return wilson(int((labels == predictions).sum()), int(labels.size))
 
 
 def _param_changes(base: LoadedModel | None, head: LoadedModel | None) -> list[ParamChange]:
@@ -298,7 +355,8 @@ def _changed_predictions(base: Mapping[str, Any], head: Mapping[str, Any],
         label, b, h = int(labels[position]), int(before[position]), int(after[position])
         thumb = png_figure(image_pixels(sample.images[position].numpy()), f"changed-{slot}",
                            f"A {names[label]} predicted {names[b]} by the base and {names[h]} by the head", scale=2)
-        shown.append(PredictionChange(position, sample.indices[position], label, b, h, thumb))
+        kind = "broken" if b == label else "fixed" if h == label else "other"
+        shown.append(PredictionChange(position, sample.indices[position], label, b, h, kind, thumb))
     return shown, int(moved.size), len(fixed), len(broken)
 
 

@@ -34,13 +34,29 @@ class OutputFormat(str, Enum):
 
 
 class Severity(str, Enum):
+    """The one severity scale: findings, checklist rows, table rows, diagram marks and the
+    --fail-on gate all rank through ``rank``. Declared mildest first; the order is the rank."""
+
     PASS = "pass"
+    INFO = "info"  # worth knowing, never a reason to fail a build
     WARN = "warn"
     FAIL = "fail"
 
     @property
     def rank(self) -> int:
-        return {"pass": 0, "warn": 1, "fail": 2}[self.value]
+        return _RANK[self]
+
+    @classmethod
+    def worst(cls, values: Iterable[str | Severity]) -> Severity:
+        """The most severe of ``values`` (plain strings such as a finding's ``severity`` included); PASS when empty."""
+        return max((cls(v) for v in values), key=lambda s: s.rank, default=cls.PASS)
+
+    @classmethod
+    def rank_of(cls, value: str | Severity) -> int:
+        return cls(value).rank
+
+
+_RANK = {s: i for i, s in enumerate(Severity)}
 
 
 DEFAULT_FORMATS = (OutputFormat.HTML, OutputFormat.PDF, OutputFormat.JSON, OutputFormat.MARKDOWN)

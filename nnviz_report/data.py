@@ -11,13 +11,14 @@ import dataclasses
 import hashlib
 import os
 import urllib.error
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile
 
-from .errors import DataError
+from .errors import DataError, one_line
 from .zoo import CIFAR10_MEAN, CIFAR10_STD
 
 CIFAR10_CLASSES = (
@@ -92,18 +93,26 @@ def _first_per_class(labels: list[int] | np.ndarray, per_class: int, available: 
 def _load_torchvision_cifar10(root: Path, per_class: int, download: bool) -> SampleSet:
     from torchvision.datasets import CIFAR10
 
+    # torchvision creates the folder before it tries to download; a failed try must not leave an
+    # empty cache folder behind (the next run would look for the data in it).
+    created = [p for p in (root, *root.parents) if not p.exists()]
     try:
         dataset = CIFAR10(str(root), train=False, download=download)
-    except (urllib.error.URLError, OSError, ConnectionError) as exc:
+    except (urllib.error.URLError, OSError, ConnectionError, RuntimeError) as exc:
+        for folder in created:  # deepest first; stops at the first that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        if isinstance(exc, RuntimeError):  # torchvision: "Dataset not found or corrupted. You can use download=True…"
+            raise DataError(
+                f"no CIFAR-10 test split in {root} (not found or corrupted); pass --data-root DIR holding "
+                "cifar-10-batches-py, allow downloading, or use --data PATH to an ImageFolder directory"
+            ) from None
         reason = getattr(exc, "reason", exc)
         raise DataError(
             f"could not download CIFAR-10 into {root} ({reason}); pass a local copy with "
             "--data-root DIR (holding cifar-10-batches-py) or an ImageFolder directory with --data PATH"
-        ) from None
-    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
-        raise DataError(
-            f"no CIFAR-10 test split in {root} ({exc}); pass --data-root DIR holding "
-            "cifar-10-batches-py, allow downloading, or use --data PATH to an ImageFolder directory"
         ) from None
     indices = _first_per_class(np.asarray(dataset.targets), per_class, f"the CIFAR-10 test split in {root}")
     images = torch.from_numpy(dataset.data[indices]).permute(0, 3, 1, 2).contiguous()
@@ -153,15 +162,61 @@ def _load_image_folder(root: Path, per_class: int) -> SampleSet:
                      f"ImageFolder {root.name}", per_class)
 
 
+# Modes whose samples are 8 bits, which Pillow converts to RGB correctly.
+_EIGHT_BIT_MODES = {"RGB", "RGBA", "RGBX", "L", "LA", "La", "P", "PA", "1", "CMYK", "YCbCr", "LAB", "HSV", "RGBa"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
 def _read_image(path: Path) -> np.ndarray:
+    """The image as (32, 32, 3) uint8. 8-bit modes go through Pillow's RGB conversion; 16-bit
+    greyscale is scaled (v / 257, so 65535 → 255) and 32-bit integer greyscale too when its
+    values fit 16 bits; float greyscale in [0, 1] is scaled by 255 and in [0, 255] kept; Pillow
+    would clip all of these (16-bit images turn white, float images black). Anything else is
+    refused. Pillow's decompression-bomb limits apply, as one-line errors."""
+    name = one_line(path)
     if path.suffix.lower() not in _IMAGE_SUFFIXES:
-        raise DataError(f"{path} is not an image file; the class folders must hold only 32×32 RGB images")
+        raise DataError(f"{name} is not an image file; the class folders must hold only 32×32 RGB images")
+    # WeasyPrint sets Pillow's LOAD_TRUNCATED_IMAGES process-wide when imported (a PDF rendered
+    # earlier in this process): a truncated image would then load with a grey band, silently.
+    load_truncated = ImageFile.LOAD_TRUNCATED_IMAGES
     try:
-        with Image.open(path) as img:
-            if img.size != (IMAGE_SIZE, IMAGE_SIZE):
-                raise DataError(
-                    f"{path} is {img.size[0]}×{img.size[1]}, not 32×32; resize the data set to CIFAR-10's size"
-                )
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path} cannot be read as an image ({exc.__class__.__name__}); remove or replace it") from None
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.size != (IMAGE_SIZE, IMAGE_SIZE):
+                    raise DataError(
+                        f"{name} is {img.size[0]}×{img.size[1]}, not 32×32; resize the data set to CIFAR-10's size"
+                    )
+                return _as_rgb8(img, name)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{name} declares more pixels than Pillow's decompression-bomb limit; "
+                        "remove it (CIFAR-10 images are 32×32)") from None
+    except DataError:
+        raise
+    except Exception as exc:  # a damaged file makes Pillow's decoders raise almost anything
+        raise DataError(f"{name} cannot be read as an image ({exc.__class__.__name__}); remove or replace it") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = load_truncated
+
+
+def _as_rgb8(img: Image.Image, name: str) -> np.ndarray:
+    if img.mode in _EIGHT_BIT_MODES:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    if img.mode in _SIXTEEN_BIT_MODES or img.mode == "I":
+        values = np.asarray(img).astype(np.int64)
+        if values.min() < 0 or values.max() > 65535:
+            raise DataError(f"{name} is a 32-bit integer image with values outside 0–65535; save it as an 8-bit "
+                            "or 16-bit RGB/greyscale image")
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)  # round(v / 257)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 255:
+            raise DataError(f"{name} is a floating-point image with values outside 0–255 (or NaN); save it as "
+                            "an 8-bit RGB image")
+        scale = 255.0 if values.max() <= 1.0 else 1.0
+        grey = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    raise DataError(f"{name} has pixel mode {img.mode!r}, which nnviz_report cannot convert to 8-bit RGB "
+                    "faithfully; save it as an 8-bit RGB PNG or JPEG")

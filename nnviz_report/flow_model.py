@@ -77,7 +77,7 @@ class FlowGraph:
 
 @dataclass(frozen=True)
 class NodeHealth:
-    level: str  # "ok" | "warn" | "fail" | "unknown"
+    level: str  # "ok" | "info" | "warn" | "fail" | "unknown"
     note: str  # short text for the tooltip
 
 

@@ -33,7 +33,7 @@ from nnviz_report.flow_model import FlowGraph, FlowNode, NodeHealth
 __all__ = ["DIRECTIONS", "HEALTH_COLOURS", "NodeHealth", "render_flow_svg"]
 
 FONT_FAMILY = "DejaVu Sans, Arial, sans-serif"
-HEALTH_COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "fail": "#c62828", "unknown": "#9e9e9e"}
+HEALTH_COLOURS = {"ok": "#2e7d32", "info": "#1565c0", "warn": "#f9a825", "fail": "#c62828", "unknown": "#9e9e9e"}
 DIRECTIONS = ("TB", "LR")
 _CORNER = 7.0
 _EDGE_COLOUR = "#546e7a"

@@ -1,17 +1,12 @@
 """The one place that knows every stage: load → capture → statistics → checks → figures →
 report model → files. Everything is written into a temporary folder beside the output and
-moved into place only when complete, so a failed or interrupted run leaves the previous
-report untouched and no partial file behind."""
+moved into place only when complete (see output.py), so a failed or interrupted run leaves
+the previous report untouched and no partial file behind."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import platform
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +14,16 @@ import torch
 import torchvision
 
 from . import __version__
-from .capture import CaptureResult, choose_showcase, run_capture
-from .checks import SEVERITY_RANK, Thresholds, load_thresholds, run_checks, worst_severity
-from .config import OutputFormat, ReportSettings, Severity
+from .capture import CaptureResult, choose_showcase, predict_classes, run_capture
+from .checks import CheckInputs, Thresholds, load_thresholds, run_checks, worst_severity
+from .config import ReportSettings, Severity
+from .corruptions import SEVERITIES, SUITE
 from .data import SampleSet, load_sample, normalise
-from .errors import ConfigError, OutputError
+from .errors import ConfigError
 from .figures.common import image_pixels, png_figure
 from .models import LoadedModel, load_model
+from .output import FILE_NAMES, prepare_output_dir, write_outputs  # noqa: F401 (compare imports them from here)
+from .probes import run_probes
 from .progress import Progress
 from .report_model import (
     SCHEMA_VERSION,
@@ -36,13 +34,18 @@ from .report_model import (
     ParamStats,
     Performance,
     Report,
+    RobustnessSection,
+    SaliencySection,
     SampleInfo,
     ShowcaseSample,
+    Verdict,
+    WeightsSection,
 )
 from .sections.activations import activations_section, layer_stats
 from .sections.anchors import Anchors
 from .sections.flow import flow_section
 from .sections.gradients import gradients_section, param_stats
+from .sections.robustness import robustness_section
 from .sections.saliency import saliency_section
 from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
@@ -52,12 +55,6 @@ NORMALISATION = (
     "pixels / 255, then per channel (x − mean) / std with CIFAR-10's mean (0.4914, 0.4822, 0.4465) "
     "and std (0.2470, 0.2435, 0.2616)"
 )
-FILE_NAMES = {
-    OutputFormat.HTML: "report.html",
-    OutputFormat.PDF: "report.pdf",
-    OutputFormat.JSON: "report.json",
-    OutputFormat.MARKDOWN: "report.md",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,9 +69,10 @@ def generate_report(**options: object) -> ReportResult:
     return run(ReportSettings(**options))  # type: ignore[arg-type]
 
 
-def run(settings: ReportSettings) -> ReportResult:
-    progress = Progress(enabled=settings.progress)
-    out_dir = prepare_output_dir(settings.out_dir)
+def run(settings: ReportSettings, *, progress: Progress | None = None) -> ReportResult:
+    """``progress``: the CLI's, already showing its first line; by default one from settings."""
+    progress = progress or Progress(enabled=settings.progress)
+    out_dir = prepare_output_dir(settings.out_dir, settings.formats)
     device = resolve_device(settings.device)
     thresholds = load_thresholds(settings.config_file, min_accuracy=settings.min_accuracy)
     torch.manual_seed(settings.seed)
@@ -87,16 +85,28 @@ def run(settings: ReportSettings) -> ReportResult:
 
     report = build_report(loaded, sample, settings, thresholds, device, progress)
     paths = write_outputs(report, settings, out_dir, progress)
-    progress.done(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")
+    progress.close()  # ends the last stage (and its timing); the CLI's closing lines follow
     return ReportResult(report, paths, exit_code_for(report.findings, settings.fail_on))
 
 
 def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
-                   progress: Progress) -> CaptureResult:
+                   progress: Progress, *, label: str = "capture") -> CaptureResult:
     """The one forward+backward pass over the sample; compare mode runs it once per checkpoint."""
-    showcase_positions = choose_showcase(sample.labels, settings.showcase)
-    with progress.bar("capture", total=sample.count, unit="img") as advance:
-        return run_capture(loaded.module, normalise(sample.images), sample.labels, batch_size=settings.batch_size,
+    inputs = normalise(sample.images)
+    predicted: list[int] | None
+    confidence: list[float] | None
+    try:
+        predicted, confidence = predict_classes(loaded.module, inputs, batch_size=settings.batch_size,
+                                                device=device)
+    except Exception:  # noqa: BLE001
+        # Not swallowed: the capture below runs the same forward with hooks and reports the failure
+        # precisely (the layers that ran before it, the shape that was wrong). Until then the
+        # showcase falls back to the first sample of each class.
+        predicted = confidence = None
+    showcase_positions = choose_showcase(sample.labels, settings.showcase, predictions=predicted,
+                                         confidences=confidence)
+    with progress.bar(label, total=sample.count, unit="img") as advance:
+        return run_capture(loaded.module, inputs, sample.labels, batch_size=settings.batch_size,
                            device=device, showcase_positions=showcase_positions, progress=advance)
 
 
@@ -106,17 +116,34 @@ class Statistics:
     layers: list[LayerStats]
     params: list[ParamStats]
     findings: list[Finding]
+    verdict: Verdict
 
 
-def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds, anchors: Anchors) -> Statistics:
-    """Plain numbers and findings from a capture, each row marked with its worst finding."""
+def robustness_probe(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
+                     progress: Progress, capture: CaptureResult) -> RobustnessSection:
+    """Calibration of the captured logits, and the corruption suite through the model (forward only)."""
+    with progress.bar("robustness probes", total=len(SUITE) * len(SEVERITIES), unit="run") as advance:
+        runs = run_probes(loaded.module, sample.images, sample.indices, batch_size=settings.batch_size,
+                          device=device, seed=settings.seed, progress=advance)
+    position = capture.showcase_positions[0] if capture.showcase_positions else 0
+    return robustness_section(capture.logits, sample.labels.numpy(), runs, sample.images.numpy(), sample.indices,
+                              thumbnail_position=position, seed=settings.seed)
+
+
+def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds, anchors: Anchors, *,
+               weights: WeightsSection | None = None, saliency: SaliencySection | None = None,
+               robustness: RobustnessSection | None = None) -> Statistics:
+    """Plain numbers and the checklist from a capture, each row marked with its worst finding.
+    Without ``weights``, ``saliency`` or ``robustness`` (compare's base side) the checks on them are off."""
     perf = performance(capture.logits, capture.losses, sample.labels.numpy())
     layers = layer_stats(capture.layers, anchors)
     params = param_stats(capture.params, anchors)
-    findings = run_checks(layers, params, perf.accuracy, thresholds)
+    checklist = run_checks(CheckInputs(layers, params, perf, sample.class_names, weights, saliency,
+                                       robustness=robustness), thresholds)
+    findings = list(checklist.findings)
     layers = [dataclasses.replace(row, severity=_worst_for(findings, row.name, row.module_path)) for row in layers]
     params = [dataclasses.replace(p, severity=_worst_for(findings, None, p.module_path or p.name)) for p in params]
-    return Statistics(perf, layers, params, findings)
+    return Statistics(perf, layers, params, findings, checklist.verdict)
 
 
 def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, thresholds: Thresholds,
@@ -124,18 +151,15 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
     """``capture``: a capture of this model and sample already run (compare mode reuses it)."""
     if capture is None:
         capture = capture_sample(loaded, sample, settings, device, progress)
+    robustness = robustness_probe(loaded, sample, settings, device, progress, capture)
 
-    progress.stage("statistics and checks")
-    anchors = Anchors()
-    stats = statistics(capture, sample, thresholds, anchors)
-    perf, layers, params, findings = stats.performance, stats.layers, stats.params, stats.findings
-
+    # Weights, saliency and the probes come before the checks, which judge them too.
     progress.stage("figures")
+    anchors = Anchors()
     module = loaded.module
     positions = list(capture.showcase_positions)
     showcase_images = sample.images[positions].numpy()
     weights = weights_section(weight_tensors(module), anchors, capture.first_conv)
-    slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
     saliency = None
     if positions:
         progress.stage("saliency")
@@ -143,9 +167,15 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
             module, normalise(sample.images[positions]), showcase_images, sample.labels[positions],
             torch.from_numpy(capture.logits[positions].argmax(axis=1)), positions=positions,
             layers=capture.layers, gradcam_layer=settings.gradcam_layer, device=device)
-    progress.stage("flow diagram")
+
+    progress.stage("statistics and checks")
+    stats = statistics(capture, sample, thresholds, anchors, weights=weights, saliency=saliency,
+                       robustness=robustness)
+    perf, layers, params, findings = stats.performance, stats.layers, stats.params, stats.findings
+    slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
     flow = None
     if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
+        progress.stage("flow diagram")
         example = normalise(sample.images[:2]).to(next(module.parameters(), torch.empty(0)).device)
         flow = flow_section(module, example, layers, params, anchors, direction=settings.graph_direction,
                             fold=settings.graph_fold, group_depth=settings.graph_group_depth)
@@ -165,6 +195,7 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
         settings=tuple(settings.describe().items()),
         performance=perf,
         findings=tuple(findings),
+        verdict=stats.verdict,
         showcase=showcase(sample, capture),
         summary=summary_section(perf, sample.class_names),
         activations=activations_section(capture.layers, layers),
@@ -173,6 +204,7 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
         slices=slices,
         saliency=saliency,
         flow=flow,
+        robustness=robustness,
     )
 
 
@@ -212,81 +244,4 @@ def resolve_device(name: str) -> torch.device:
 def exit_code_for(findings: tuple[Finding, ...] | list[Finding], fail_on: Severity | None) -> int:
     if fail_on is None:
         return 0
-    return 1 if any(SEVERITY_RANK[f.severity] >= fail_on.rank for f in findings) else 0
-
-
-# ---- output ----------------------------------------------------------------------------------
-
-def prepare_output_dir(out_dir: Path) -> Path:
-    """Fail before any work is done if the report could not be written there."""
-    out_dir = out_dir.expanduser().absolute()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"output path {out_dir} is a file; pass a folder with -o")
-    parent = out_dir if out_dir.exists() else _existing_parent(out_dir)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write into {parent}; choose another folder with -o")
-    return out_dir
-
-
-def _existing_parent(path: Path) -> Path:
-    for candidate in path.parents:
-        if candidate.exists():
-            if not candidate.is_dir():
-                raise OutputError(
-                    f"output path {path} lies under {candidate}, which is a file; choose another folder with -o"
-                )
-            return candidate
-    return Path("/")
-
-
-def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progress: Progress) -> dict[str, Path]:
-    from .render.html import render_html
-    from .render.json_record import render_json
-    from .render.markdown import render_markdown
-
-    with staging_dir(out_dir) as staging:
-        written: dict[str, Path] = {}
-        html = None
-        if OutputFormat.HTML in settings.formats or OutputFormat.PDF in settings.formats:
-            progress.stage("rendering HTML")
-            html = render_html(report, template_dir=settings.template_dir)
-        for fmt in settings.formats:
-            target = staging / FILE_NAMES[fmt]
-            if fmt is OutputFormat.HTML:
-                assert html is not None
-                target.write_text(html, encoding="utf-8")
-            elif fmt is OutputFormat.PDF:
-                from .render.pdf import render_pdf
-
-                progress.stage("rendering PDF")
-                assert html is not None
-                target.write_bytes(render_pdf(html))
-            elif fmt is OutputFormat.JSON:
-                progress.stage("rendering JSON")
-                target.write_text(render_json(report), encoding="utf-8")
-            elif fmt is OutputFormat.MARKDOWN:
-                progress.stage("rendering Markdown")
-                target.write_text(render_markdown(report, template_dir=settings.template_dir), encoding="utf-8")
-            written[fmt.value] = out_dir / FILE_NAMES[fmt]
-        publish(staging, out_dir)
-    return written
-
-
-@contextmanager
-def staging_dir(out_dir: Path) -> Iterator[Path]:
-    """A temporary folder on the output's filesystem (so the final moves are renames), removed
-    whatever happens, Ctrl-C included."""
-    parent = out_dir.parent if not out_dir.exists() else out_dir
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".nnviz-report-", dir=parent))
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def publish(staging: Path, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in sorted(staging.iterdir()):
-        os.replace(path, out_dir / path.name)
-
+    return 1 if any(Severity.rank_of(f.severity) >= fail_on.rank for f in findings) else 0

@@ -13,7 +13,10 @@ from typing import Any
 
 from .flow_model import FlowGraph, LayerRow
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+# Archives compare can still read: 1.0 lacks the checklist and the intervals, which compare
+# recomputes for the base side from the predictions and labels every version records.
+READABLE_SCHEMA_VERSIONS = ("1.0", SCHEMA_VERSION)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,15 @@ class Environment:
 
 
 @dataclasses.dataclass(frozen=True)
+class Interval:
+    """A 95 % confidence interval of a number measured on the sample."""
+
+    low: float
+    high: float
+    method: str  # "wilson-95": Wilson score interval of a proportion, 95 %
+
+
+@dataclasses.dataclass(frozen=True)
 class Performance:
     accuracy: float
     loss: float
@@ -66,12 +78,18 @@ class Performance:
     labels: tuple[int, ...]
     predictions: tuple[int, ...]
     confidences: tuple[float, ...]  # softmax probability of the predicted class
+    correct: int  # samples predicted right; accuracy = correct / len(labels)
+    accuracy_interval: Interval
+    per_class_count: tuple[int, ...]  # samples of each true class
+    per_class_interval: tuple[Interval, ...]
+    loss_interval: Interval | None  # None: the mean loss is reported without an interval (loss_note says why)
+    loss_note: str
 
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
     check: str
-    severity: str  # "pass" | "warn" | "fail"
+    severity: str  # "info" | "warn" | "fail" (config.Severity)
     layer: str | None
     value: float | None
     threshold: str
@@ -111,7 +129,7 @@ class LayerStats:
     # cross-entropy on the true labels averaged over all N images of the sample: it scales as 1/N, not per image
     grad_max_abs: float | None
     grad_nonfinite: int
-    severity: str  # worst finding on this layer: "pass" | "warn" | "fail"
+    severity: str  # worst finding on this layer: "pass" | "info" | "warn" | "fail"
 
     @property
     def dead_fraction(self) -> float:
@@ -154,6 +172,7 @@ class FeatureGrid:
     spatial: tuple[int, int]
     images: tuple[Figure, ...]  # one per showcase sample
     layout: str  # "feature-map", or "tokens": patch tokens (class/register tokens dropped) on their grid
+    role: str  # why this layer is shown: the first convolution, or the output of a stage (a run of one resolution)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +180,7 @@ class ActivationsSection:
     layers: tuple[LayerStats, ...]
     grids: tuple[FeatureGrid, ...]
     distribution: Figure
+    grid_candidates: int  # layers with feature maps of at least 2×2, of which grids shows a bounded few
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +213,41 @@ class SummarySection:
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """One declared check as the checklist shows it, passes and checks that did not run included."""
+
+    id: str
+    title: str
+    tests: str  # what the check tests, one sentence
+    threshold: str  # the threshold(s) in force, in words
+    status: str  # "pass" | "info" | "warn" | "fail", or "off" when it did not run (note says why)
+    worst_value: float | None  # the measured number closest to (or past) the threshold; None: nothing measured
+    measured: str  # that value in words, with its unit and interval where it has one
+    where: str | None  # the layer, class or samples of the worst value; None: the whole model
+    anchor: str | None  # in-page anchor of that place
+    findings: int  # findings this check raised
+    note: str  # why the check is off, or how a sampled number was judged; "" otherwise
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The overall status and every count the first screen shows, computed once."""
+
+    status: str  # worst status of any check that ran: "pass" | "info" | "warn" | "fail"
+    checks: tuple[CheckResult, ...]  # every declared check: fail, warn, info, pass, off; declared order within
+    checks_fail: int
+    checks_warn: int
+    checks_info: int
+    checks_pass: int
+    checks_off: int
+    findings_fail: int
+    findings_warn: int
+    findings_info: int
+    passed: tuple[str, ...]  # titles of the checks that passed, in declared order
+    off: tuple[str, ...]  # titles of the checks that did not run
+
+
+@dataclasses.dataclass(frozen=True)
 class Report:
     schema_version: str
     title: str
@@ -202,6 +257,7 @@ class Report:
     settings: tuple[tuple[str, str], ...]
     performance: Performance
     findings: tuple[Finding, ...]
+    verdict: Verdict
     showcase: tuple[ShowcaseSample, ...]
     summary: SummarySection
     activations: ActivationsSection
@@ -212,6 +268,8 @@ class Report:
     weights: WeightsSection | None = None
     saliency: SaliencySection | None = None
     compare: CompareSection | None = None
+    robustness: RobustnessSection | None = None
+    robustness_compare: RobustnessComparison | None = None
 
 
 def to_jsonable(value: Any) -> Any:
@@ -313,7 +371,7 @@ class LayerSeparability:
 @dataclasses.dataclass(frozen=True)
 class SliceStrip:
     slot: int  # showcase sample number (0-based)
-    image: Figure  # one row per layer: the input, then that layer's most active channels
+    image: Figure  # one row per layer: where in the image that layer responds, over the input
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,7 +379,6 @@ class SlicesSection:
     strip_layers: tuple[str, ...]
     strip_candidates: int  # layers with feature maps that could have been shown
     strip_rule: str  # how strip_layers were chosen, in words
-    strip_channels: int
     strips: tuple[SliceStrip, ...]
     cka_layers: tuple[str, ...]
     cka_candidates: int  # layers with pooled features
@@ -423,6 +480,7 @@ class PredictionChange:
     label: int
     base: int
     head: int
+    kind: str  # "broken" (right in base, wrong in head) | "fixed" (wrong → right) | "other" (wrong in both)
     thumbnail: Figure
 
 
@@ -445,6 +503,11 @@ class CompareSection:
     base: CompareSide
     head: CompareSide
     accuracy: Change
+    base_accuracy_interval: Interval
+    head_accuracy_interval: Interval
+    mcnemar_p: float  # exact two-sided McNemar p on the paired predictions (fixed against broken)
+    significant: bool  # mcnemar_p below the compare_p_value threshold
+    p_threshold: float
     loss: Change
     per_class_accuracy: tuple[Change, ...]
     layers: tuple[LayerChange, ...]
@@ -464,3 +527,108 @@ class CompareSection:
     findings_unchanged: int
     weight_figure: Figure | None
     cka_figure: Figure | None
+
+
+# ---- Calibration and robustness section -------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ReliabilityBin:
+    lower: float
+    upper: float  # the bin holds confidences in (lower, upper]
+    count: int
+    mean_confidence: float | None  # None for an empty bin
+    accuracy: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationStats:
+    """Over the clean sample; definitions in nnviz_report.stats.calibration."""
+
+    count: int
+    bins: int  # equal-width confidence bins
+    accuracy: float
+    mean_confidence: float
+    ece: float
+    ece_low: float  # percentile bootstrap interval over images
+    ece_high: float
+    ece_level: float
+    bootstrap_resamples: int
+    ece_calibrated_reference: float  # mean ECE of a perfectly calibrated model with these confidences and n
+    mce: float
+    nll: float
+    brier: float
+    reliability: tuple[ReliabilityBin, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptionResult:
+    corruption: str  # name in nnviz_report.corruptions.SUITE
+    title: str
+    severity: int
+    parameter: str  # e.g. "σ = 0.08"
+    accuracy: float
+    accuracy_low: float  # 95 % Wilson interval
+    accuracy_high: float
+    mean_confidence: float
+    ece: float
+    predictions: tuple[int, ...]  # per sample, in sample order (compare pairs them with the base)
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptionSummary:
+    corruption: str
+    title: str
+    family: str
+    mean_accuracy: float  # over the severities run
+    relative_drop: float  # 1 − mean_accuracy / clean accuracy
+    mean_ece: float
+    accuracy_at_check: float  # at the checked severity (3)
+    drop_at_check: float  # clean accuracy − accuracy_at_check, in accuracy points
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptionThumbnail:
+    corruption: str  # "clean" for the unaltered image
+    title: str
+    parameter: str
+    image: Figure
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustnessSection:
+    calibration: CalibrationStats
+    reliability_figure: Figure
+    severities: tuple[int, ...]
+    check_severity: int
+    seed: int
+    clean_accuracy: float
+    mean_corruption_accuracy: float  # over every corruption and severity run
+    relative_drop: float  # 1 − mean_corruption_accuracy / clean_accuracy
+    results: tuple[CorruptionResult, ...]
+    summaries: tuple[CorruptionSummary, ...]
+    accuracy_figure: Figure
+    thumbnail_position: int  # row in the sample
+    thumbnail_index: int  # index in the data source
+    thumbnails: tuple[CorruptionThumbnail, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptionChange:
+    corruption: str
+    title: str
+    accuracy: Change  # mean over severities
+    ece: Change  # mean over severities
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustnessComparison:
+    ece: Change
+    mce: Change
+    nll: Change
+    brier: Change
+    mean_corruption_accuracy: Change
+    corruptions: tuple[CorruptionChange, ...]
+    pairs: int  # (image, corruption, severity) predictions paired between the sides
+    base_only_right: int
+    head_only_right: int
+    p_value: float | None  # exact McNemar over the pairs; None when the base has no per-image predictions

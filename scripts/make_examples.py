@@ -1,7 +1,7 @@
 """Regenerate example_reports/ from the shipped weights (``make examples``), and optionally the
 screenshots in docs/screenshots/ from example_reports/resnet20/report.html.
 
-    python scripts/make_examples.py                  # lenet, resnet20, compare-resnet20
+    python scripts/make_examples.py                  # lenet, lenet-damaged, resnet20, compare-resnet20
     python scripts/make_examples.py --screenshots    # and docs/screenshots/*.png
     python scripts/make_examples.py --only resnet20 --weights resnet20=/tmp/r20.pt -o /tmp/examples
 
@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,16 +34,41 @@ class Example:
     model: str
     weights: Path  # the head's weights (the shipped ones)
     base_weights: Path | None = None  # set: a compare report
+    damage: Callable[[Path, Path], Path] | None = None  # set: (shipped weights, folder) → a damaged checkpoint
+
+
+DAMAGED_NAME = "lenet-damaged.pt"
+
+
+def damaged_lenet(shipped: Path, folder: Path) -> Path:
+    """The shipped LeNet damaged so that the example shows what findings look like: 10 of conv2's 16
+    channels (62 % dead after relu2: fail) and 40 of fc1's 120 units (33 % dead after relu3: warn)
+    get a bias of −1000, which no input can overcome; the classifier fc3 is scaled down 1000× (the
+    predicted classes stay, the gradient dwarfs its weights: exploding gradient and gradient spread
+    warn). Everything else is the shipped weights; the file's bytes are the same on every run."""
+    import torch
+
+    state = torch.load(shipped, weights_only=True)
+    state["conv2.bias"][6:] = -1000.0
+    state["fc1.bias"][80:] = -1000.0
+    state["fc3.weight"] *= 1e-3
+    state["fc3.bias"] *= 1e-3
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / DAMAGED_NAME
+    torch.save(state, path)
+    return path
 
 
 EXAMPLES = (
     Example("lenet", "lenet", WEIGHTS / "lenet.pt"),
+    Example("lenet-damaged", "lenet", WEIGHTS / "lenet.pt", damage=damaged_lenet),
     Example("resnet20", "resnet20", WEIGHTS / "resnet20.pt"),
     Example("compare-resnet20", "resnet20", WEIGHTS / "resnet20.pt", base_weights=WEIGHTS / "resnet20_early.pt"),
 )
 
 # The section screenshots for the README: (example, file name, anchor to scroll to).
 SCREENSHOTS = (
+    ("lenet-damaged", "verdict-damaged", "top"), ("compare-resnet20", "verdict-compare", "top"),
     ("resnet20", "summary", "summary"), ("resnet20", "findings", "findings"), ("resnet20", "flow", "flow"),
     ("resnet20", "activations", "activations"), ("resnet20", "feature-maps", "feature-maps"),
     ("resnet20", "gradients", "gradients"), ("resnet20", "saliency", "saliency"), ("resnet20", "slices", "slices"),
@@ -90,6 +115,8 @@ def make_example(example: Example, data: Path, out_root: Path, *, per_class: int
         names = ", ".join(str(p) for p in missing)
         print(f"make_examples: skipping {example.name}: {names} not found", file=sys.stderr)
         return None
+    if example.damage is not None:
+        weights = example.damage(head, CACHE / "damaged")
     out = out_root / example.name
     common = ["--quiet", "--model", example.model, "--data", str(data), "--per-class", str(per_class),
               "--format", "html,pdf,json,md", "-o", str(out)]
@@ -111,7 +138,8 @@ def make_example(example: Example, data: Path, out_root: Path, *, per_class: int
 
 
 def take_screenshots(examples: Path, target: Path, *, width: int = 1280, height: int = 900) -> list[Path]:
-    """One screenshot per section, scrolled to its anchor, as small palette PNGs."""
+    """One screenshot per section, scrolled to its anchor, as small palette PNGs (the verdict ones at
+    the top of the page: the first screen a reader sees)."""
     from PIL import Image
     from playwright.sync_api import sync_playwright
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from nnviz_report.data import CIFAR10_CLASSES
+from nnviz_report.data import CIFAR10_CLASSES, load_sample, normalise
+from tests.fixtures.models import tiny_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
@@ -43,3 +45,20 @@ def cifar10_jpg(tmp_path_factory: pytest.TempPathFactory) -> Path:
         members = [m for m in tar.getmembers() if "/test/" in f"/{m.name}" or m.name.startswith("test")]
         tar.extractall(target, members=members, filter="data")
     return next(p for p in target.rglob("test") if p.is_dir())
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(image_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_cnn trained until it tells the synthetic classes apart (about 90 % on the sample)."""
+    sample = load_sample(str(image_folder), per_class=6)
+    x, y = normalise(sample.images), sample.labels
+    torch.manual_seed(0)
+    model = tiny_cnn()
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(40):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimiser.step()
+    path = tmp_path_factory.mktemp("trained") / "tiny.pt"
+    torch.save(model.state_dict(), path)
+    return path

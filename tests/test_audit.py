@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import torch
 
 from nnviz_report.checks import Thresholds
 from nnviz_report.cli import main
-from nnviz_report.compare import _finding_changes
+from nnviz_report.compare import CHECKS_OF_SCHEMA_1_0, _finding_changes
 from nnviz_report.config import ReportSettings
 from nnviz_report.data import load_sample, normalise
 from nnviz_report.models import load_model
@@ -62,11 +63,12 @@ def assert_valid(validator: Any, record: dict[str, Any]) -> None:
 
 # ---- each check fires on the model built for it, and stays quiet on a healthy one -------------
 
-def findings_of(spec: str, image_folder: Path,
-                thresholds: Thresholds | None = None) -> list[tuple[str, str, str | None]]:
+def findings_of(spec: str, image_folder: Path, thresholds: Thresholds | None = None, *,
+                weights: Path | None = None) -> list[tuple[str, str, str | None]]:
     settings = ReportSettings(model=spec, data=str(image_folder), per_class=2, progress=False)
     sample = load_sample(settings.data, per_class=2)
-    capture = capture_sample(load_model(spec), sample, settings, torch.device("cpu"), Progress(enabled=False))
+    capture = capture_sample(load_model(spec, weights=weights), sample, settings, torch.device("cpu"),
+                             Progress(enabled=False))
     stats = statistics(capture, sample, thresholds or Thresholds(), Anchors())
     return [(f.check, f.severity, f.layer) for f in stats.findings]
 
@@ -92,13 +94,19 @@ def test_vanishing_gradient_is_marked_near_the_input_not_the_output(image_folder
     assert "body.1" in vanishing and "body.39" not in vanishing  # the last Linear gets the full gradient
 
 
-def test_healthy_model_has_no_findings(image_folder: Path) -> None:
-    assert findings_of(TINY, image_folder) == []
+
+
+def test_healthy_model_has_no_findings(image_folder: Path, trained_tiny: Path) -> None:
+    """Trained: an untrained model is not healthy, and the chance-level check says so."""
+    assert findings_of(TINY, image_folder, weights=trained_tiny) == []
+    assert {c for c, _, _ in findings_of(TINY, image_folder)} == {"chance-level"}
 
 
 def test_thresholds_decide(image_folder: Path) -> None:
     lenient = Thresholds(dead_channels_warn=0.9, dead_channels_fail=0.95)
-    assert findings_of("tests.fixtures.models:dead_relu_net", image_folder, lenient) == []
+    assert "dead-channels" in {c for c, _, _ in findings_of("tests.fixtures.models:dead_relu_net", image_folder)}
+    assert "dead-channels" not in {c for c, _, _ in findings_of("tests.fixtures.models:dead_relu_net", image_folder,
+                                                                 lenient)}
 
 
 def test_config_file_overrides_a_threshold(image_folder: Path, tmp_path: Path) -> None:
@@ -107,9 +115,12 @@ def test_config_file_overrides_a_threshold(image_folder: Path, tmp_path: Path) -
     args = ["report", "--model", "tests.fixtures.models:dead_relu_net", "--data", str(image_folder),
             "--per-class", "2", "--format", "json", "--fail-on", "warn"]
     assert cli(*args, "-o", str(tmp_path / "default")) == 1
-    assert cli(*args, "--config", str(config), "-o", str(tmp_path / "lenient")) == 0
+    assert cli(*args, "--config", str(config), "-o", str(tmp_path / "lenient")) == 1  # untrained: chance level
     assert "dead-channels" in {f["check"] for f in read_json(tmp_path / "default")["findings"]}
-    assert read_json(tmp_path / "lenient")["findings"] == []
+    lenient = read_json(tmp_path / "lenient")
+    assert "dead-channels" not in {f["check"] for f in lenient["findings"]}
+    row = next(c for c in lenient["verdict"]["checks"] if c["id"] == "dead-channels")
+    assert row["status"] == "pass" and row["threshold"] == "warn > 90%, fail > 95% of a layer"
 
 
 # ---- reproducible and traceable ---------------------------------------------------------------
@@ -246,7 +257,16 @@ def test_compare_outputs_render(runs: dict[str, Path], validator: Any) -> None:
     md = (runs["compare"] / "report.md").read_text()
     c = read_json(runs["compare"])["compare"]
     assert f"**{c['changed_total']} of {PER_CLASS * 10} predictions changed**" in md
-    assert "findings: 0 new, 0 resolved" in md
+    assert f"findings: {c['findings_new']} new, {c['findings_resolved']} resolved" in md
+    # The change comes first: base → head, both accuracies with intervals, McNemar p with its counts.
+    top = md.splitlines()[:4]
+    assert top[2].startswith("**Change** base base.pt → head head.pt: accuracy ")
+    assert f"({c['changed_fixed']} fixed, {c['changed_broken']} broken)" in top[2]
+    assert (c["base_accuracy_interval"]["method"], c["head_accuracy_interval"]["method"]) == ("wilson-95",) * 2
+    record = read_json(runs["compare"])
+    assert c["base_accuracy_interval"] == read_json(runs["base"])["performance"]["accuracy_interval"]
+    assert c["head_accuracy_interval"] == record["performance"]["accuracy_interval"]
+    assert c["mcnemar_p"] == pytest.approx(mcnemar_by_enumeration(c["changed_fixed"], c["changed_broken"]))
     for name in ("base", "head", "compare"):
         assert_valid(validator, read_json(runs[name]))
 
@@ -269,6 +289,38 @@ def test_compare_against_archived_json(runs: dict[str, Path], image_folder: Path
     assert [{k: v for k, v in r.items() if k not in strip} for r in from_json["layers"]] == \
            [{k: v for k, v in r.items() if k not in strip} for r in from_weights["layers"]]
     assert_valid(validator, read_json(out))
+
+
+def mcnemar_by_enumeration(b: int, c: int) -> float:
+    """Two-sided: every outcome of Binomial(b + c, ½) at least as far from the middle as b."""
+    n = b + c
+    return min(1.0, sum(math.comb(n, i) for i in range(n + 1) if abs(2 * i - n) >= abs(2 * b - n)) / 2**n)
+
+
+def test_compare_reads_an_archive_of_the_previous_schema(runs: dict[str, Path], image_folder: Path,
+                                                           checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
+    """A 1.0 report.json has no checklist and no intervals: compare recomputes the base's interval
+    from its predictions and gives the same comparison as from a current archive."""
+    record = read_json(runs["base"])
+    record["schema_version"] = "1.0"
+    del record["verdict"]
+    for key in ("correct", "accuracy_interval", "per_class_count", "per_class_interval", "loss_interval", "loss_note"):
+        del record["performance"][key]
+    old = tmp_path / "old-report.json"
+    old.write_text(json.dumps(record))
+    outputs = {}
+    for name, archive in (("old", old), ("current", runs["base"] / "report.json")):
+        assert cli("compare", "--model", TINY, "--data", str(image_folder), "--per-class", str(PER_CLASS),
+                   "--base-json", str(archive), "--head-weights", str(checkpoints[1]), "--format", "json",
+                   "-o", str(tmp_path / name)) == 0
+        outputs[name] = read_json(tmp_path / name)["compare"]
+    assert outputs["old"]["base"]["schema_version"] == "1.0"
+    for key in ("accuracy", "base_accuracy_interval", "head_accuracy_interval", "mcnemar_p", "changed_fixed",
+                "changed_broken"):
+        assert outputs["old"][key] == outputs["current"][key], key
+    # A 1.0 archive does not say which of the newer checks ran: only the seven it knew are compared.
+    assert outputs["old"]["findings"] == [f for f in outputs["current"]["findings"]
+                                          if f["check"] in CHECKS_OF_SCHEMA_1_0]
 
 
 def _bad_archive(runs: dict[str, Path], tmp_path: Path, **changes: Any) -> Path:
@@ -313,20 +365,22 @@ def test_archived_json_from_another_per_class_is_refused(runs: dict[str, Path], 
     assert code == 2 and "use the same --data and --per-class" in capsys.readouterr().err
 
 
-def test_compare_exit_codes(image_folder: Path, checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
-    """The gate judges the head: a dead head fails --fail-on warn even when the base was dead too."""
+def test_compare_exit_codes(image_folder: Path, trained_tiny: Path, tmp_path: Path) -> None:
+    """The gate judges the head: a dead head fails --fail-on warn, a healthy head passes it even
+    when the base was dead."""
     dead = tmp_path / "dead.pt"
-    state = torch.load(checkpoints[1], weights_only=True)
+    state = torch.load(trained_tiny, weights_only=True)
     state["conv1.bias"][:3] = -1e3
     torch.save(state, dead)
     common = ["--model", TINY, "--data", str(image_folder), "--per-class", "2", "--format", "json", "--fail-on", "warn"]
-    assert cli("compare", *common, "--base-weights", str(dead), "--head-weights", str(checkpoints[1]),
+    assert cli("compare", *common, "--base-weights", str(dead), "--head-weights", str(trained_tiny),
                "-o", str(tmp_path / "healthy-head")) == 0
-    assert cli("compare", *common, "--base-weights", str(checkpoints[1]), "--head-weights", str(dead),
+    assert cli("compare", *common, "--base-weights", str(trained_tiny), "--head-weights", str(dead),
                "-o", str(tmp_path / "dead-head")) == 1
     c = read_json(tmp_path / "dead-head")["compare"]
-    assert c["findings_new"] == 1 and c["findings"][0]["status"] == "new"
-    assert read_json(tmp_path / "healthy-head")["compare"]["findings_resolved"] == 1
+    assert ("new", "dead-channels") in {(f["status"], f["check"]) for f in c["findings"]}
+    assert ("resolved", "dead-channels") in {(f["status"], f["check"])
+                                             for f in read_json(tmp_path / "healthy-head")["compare"]["findings"]}
     assert cli("compare", *common, "--base-weights", str(tmp_path / "missing.pt"),
                "-o", str(tmp_path / "bad")) == 2
 

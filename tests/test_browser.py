@@ -138,3 +138,63 @@ def test_tables_keep_their_header_in_view(wide_page: Page) -> None:
     wrap_top = wrap.evaluate("e => e.getBoundingClientRect().top")
     header_top = header.evaluate("e => e.getBoundingClientRect().top")
     assert abs(header_top - wrap_top) < 2
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_the_verdict_is_on_the_first_screen(browser: Any, image_folder: Path, tmp_path: Path, width: int) -> None:
+    """Status, headline numbers, every non-passing check and the line naming the passed ones all
+    lie within the first 800 px, for a model with findings (the untrained dead-ReLU fixture)."""
+    assert main(["report", "--quiet", "--model", "tests.fixtures.models:dead_relu_net", "--data", str(image_folder),
+                 "--per-class", "2", "--format", "html", "-o", str(tmp_path)]) in (0, 1)
+    page = Page(browser, (tmp_path / "report.html").as_uri(), width=width)
+    try:
+        bottom = page.page.locator("#verdict").evaluate("e => e.getBoundingClientRect().bottom")
+        assert bottom <= 800, f"the verdict ends at {bottom}px"
+        rows = page.page.locator("#verdict > table.checklist tbody tr").count()
+        assert rows >= 1  # the untrained model fails at least the chance-level check
+        summary = page.page.locator("#verdict details.checklist-passed summary").inner_text()
+        assert "passed:" in summary and page.page.locator("#verdict .verdict-status").inner_text().lower() == "fail"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("width", [800, 1280])
+def test_tables_show_every_number(browser: Any, report_html: Path, width: int) -> None:
+    """No number is cut: a table either fits its box, or the box scrolls sideways with the
+    first column (the row's name) pinned; the box itself never runs past the window."""
+    page = Page(browser, report_html.as_uri(), width=width)
+    try:
+        wraps = page.page.locator(".table-wrap").evaluate_all("""els => els.filter(e => e.offsetParent).map(e => {
+            const first = e.querySelector('tbody tr > :first-child');
+            return {fits: e.scrollWidth <= e.clientWidth + 1, right: e.getBoundingClientRect().right,
+                    overflow: getComputedStyle(e).overflowX,
+                    sticky: first ? getComputedStyle(first).position : 'none'};
+        })""")
+        assert wraps
+        for wrap in wraps:
+            assert wrap["right"] <= width
+            assert wrap["fits"] or (wrap["overflow"] in ("auto", "scroll") and wrap["sticky"] == "sticky"), wrap
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_depth_chart_labels_legible_at_800px(browser: Any, report_html: Path, color_scheme: str) -> None:
+    """Each chart across depth is shown at a scale where its smallest text is at least 9 px, and
+    on a transparent background (the page's own, light or dark)."""
+    import base64
+    import re
+
+    page = Page(browser, report_html.as_uri(), width=800, color_scheme=color_scheme)
+    try:
+        charts = page.page.locator("figure.wide img.figure").evaluate_all(
+            "els => els.map(e => [e.getAttribute('src'), e.getBoundingClientRect().width])")
+        assert len(charts) >= 4
+        for src, shown_px in charts:
+            svg = base64.b64decode(src.split(",", 1)[1]).decode()
+            width_pt = float(re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', svg).group(1))  # type: ignore[union-attr]
+            smallest = min(float(s) for s in re.findall(r"font(?:-size)?:\s*(?:[a-z]+\s+)*([\d.]+)px", svg))
+            assert smallest * shown_px / width_pt >= 9, (svg[:200], shown_px)
+            assert 'fill: #ffffff' not in svg  # no white slab behind the chart
+    finally:
+        page.close()

@@ -115,3 +115,32 @@ def test_torchvision_cifar10_reads_the_official_layout(tmp_path: Path) -> None:
     expected = data[0].reshape(3, 32, 32)
     np.testing.assert_array_equal(sample.images[0].numpy(), expected)
     assert sample.source == "torchvision CIFAR-10 test split"
+
+
+def test_failed_cifar10_download_leaves_no_empty_cache_folder_and_no_torchvision_hint(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """torchvision makes the folder before it downloads; a failed try must not leave it behind,
+    and --no-download's message must not pass on torchvision's "You can use download=True"."""
+    import torchvision.datasets.utils as tv_utils
+
+    def offline(_url, download_root, *_args, **_kwargs):
+        import os
+        import urllib.error
+
+        os.makedirs(download_root, exist_ok=True)  # as torchvision's download_url does first
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(tv_utils, "download_url", offline)
+    monkeypatch.setattr("torchvision.datasets.cifar.download_and_extract_archive", offline)
+    root = tmp_path / "cache" / "nnviz_report" / "cifar10"
+    with pytest.raises(DataError, match="could not download"):
+        load_sample("cifar10", per_class=1, data_root=root)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(DataError, match="no CIFAR-10 test split") as info:
+        load_sample("cifar10", per_class=1, data_root=root, download=False)
+    assert "download=True" not in str(info.value) and "not found or corrupted" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()  # a folder that was there before is left alone
+    with pytest.raises(DataError):
+        load_sample("cifar10", per_class=1, data_root=tmp_path / "kept")
+    assert (tmp_path / "kept").is_dir()

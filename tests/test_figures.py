@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnviz_report.figures.common import colourise, filter_mosaic, new_figure, png_figure, svg_figure
+from nnviz_report.figures.common import colourise, filter_mosaic, new_figure, png_figure, style, svg_figure, tile
 from nnviz_report.stats.moments import RunningMoments
 
 
@@ -54,3 +54,68 @@ def test_histogram_quantiles_within_one_bin_of_numpy() -> None:
     hist = acc.result().histogram
     for q in (0.05, 0.25, 0.5, 0.75, 0.95):
         assert abs(hist.quantile(q) - np.quantile(values, q)) <= hist.width
+
+
+def test_control_characters_in_labels_draw_as_question_marks_without_warnings() -> None:
+    """Layer names can hold control characters; matplotlib has no glyph for them and warned once
+    per character while measuring (the tick labels of set_ticks and of seaborn's heatmap alike)."""
+    import warnings
+
+    from nnviz_report.figures.slices import cka_figure, separability_figure
+
+    names = ["body.a\x1bb", "body.c\x00d\x07", "fc"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        line = separability_figure(names, [0.1, 0.2, 0.3], [1.0, 2.0, 3.0], 0.1)
+        heat = cka_figure(names, np.eye(3))
+    for figure in (line, heat):
+        text = figure.data.decode("utf-8")
+        assert "body.a?b" in text and "body.c?d?" in text
+        assert not any(c in text for c in "\x00\x07\x1b")
+
+
+def test_nan_weights_and_saliency_draw_without_an_invalid_cast() -> None:
+    import warnings
+
+    from nnviz_report.figures.saliency import overlay_figure
+
+    filters = np.ones((2, 3, 3, 3))
+    filters[0, 0, 0, 0] = np.nan
+    heat = np.full((32, 32), 0.5)
+    heat[0, 0] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mosaic = decode(filter_mosaic(filters, "f", "alt").data)
+        overlay = decode(overlay_figure(np.zeros((32, 32, 3), dtype=np.uint8), heat, "s", "alt").data)
+    assert tuple(mosaic[0, 0]) == (128, 255, 255)  # NaN drawn grey (zero); the finite weights keep their scale
+    cold = heat.copy()
+    cold[0, 0] = 0.0
+    expected = decode(overlay_figure(np.zeros((32, 32, 3), dtype=np.uint8), cold, "s", "alt").data)
+    np.testing.assert_array_equal(overlay, expected)  # NaN heat drawn as cold
+
+
+def test_tile_gaps_are_transparent_and_tiles_exact() -> None:
+    """Grids of feature maps and filters carry no white background of their own (a white slab in
+    dark mode): gaps and empty cells are transparent, every tile pixel is kept exactly."""
+    rng = np.random.default_rng(2)
+    tiles = [colourise(rng.random((4, 5))) for _ in range(3)]
+    figure = png_figure(tile(tiles, columns=2, gap=2), "t", "alt")
+    rgba = np.asarray(Image.open(io.BytesIO(figure.data)).convert("RGBA"))
+    assert rgba.shape == (10, 12, 4)
+    np.testing.assert_array_equal(rgba[:4, :5, :3], tiles[0])
+    np.testing.assert_array_equal(rgba[6:, :5, :3], tiles[2])
+    assert (rgba[:4, :5, 3] == 255).all() and (rgba[6:, 7:, 3] == 255).sum() == 0  # the empty cell
+    assert (rgba[:, 5:7, 3] == 0).all() and (rgba[4:6, :, 3] == 0).all()  # the gaps
+
+
+def test_svg_takes_the_page_colours() -> None:
+    """Chart text and axes are drawn in currentColor, set by the SVG's own light/dark stylesheet,
+    and the background is transparent: no white slab in dark mode."""
+    with style():
+        fig = new_figure(3, 2)
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [1, 2])
+        ax.set_xlabel("depth")
+        text = svg_figure(fig, "f", "alt").data.decode()
+    assert "prefers-color-scheme: dark" in text and "currentColor" in text
+    assert "#1d232b" not in text and "#ffffff" not in text.lower()

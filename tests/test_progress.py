@@ -21,8 +21,8 @@ def test_stages_are_contiguous_and_each_is_reported_once_it_ends() -> None:
         with progress.bar("second", total=2, unit="img") as advance:
             advance(2)
             time.sleep(0.02)
-        progress.done("finished")
-        progress.done("twice")  # nothing left under way: nothing more to report
+        progress.close()
+        progress.close()  # nothing left under way: nothing more to report
     finally:
         STAGE_LISTENERS.pop()
     assert [label for label, _ in seen] == ["first", "second"]

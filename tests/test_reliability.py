@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import signal
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from nnviz_report import pipeline
+from nnviz_report import output
 from nnviz_report.capture import capture_saliency, run_capture
 from nnviz_report.cli import main
 from nnviz_report.errors import CaptureError, CheckpointError, OutputError
@@ -409,7 +410,7 @@ def test_unwritable_output_directory_access_check(image_folder: Path, tmp_path: 
         checked.append(Path(path))
         return False
 
-    monkeypatch.setattr(pipeline.os, "access", no_access)
+    monkeypatch.setattr(output.os, "access", no_access)
     assert run_cli("--model", TINY, "--data", image_folder, "-o", tmp_path / "a" / "b") == 2
     one_line_error(capsys, r"cannot write into .*; choose another folder with -o")
     assert checked == [tmp_path]  # the nearest folder that exists
@@ -440,7 +441,7 @@ def existing_report(image_folder: Path, tmp_path: Path) -> tuple[Path, dict[str,
 
 RENDER_FAILURES = {
     "bad input": ("nnviz_report.render.markdown.render_markdown", OutputError("cannot write report.md here"), 2),
-    "Ctrl-C while rendering": ("nnviz_report.render.json_record.render_json", KeyboardInterrupt(), 130),
+    "Ctrl-C while rendering": ("nnviz_report.render.json_record.render_json", signal.SIGINT, 130),
 }
 
 
@@ -451,6 +452,8 @@ def test_failed_render_leaves_the_existing_report_unchanged(existing_report, ima
     target, error, expected = RENDER_FAILURES[failure]
 
     def fail(*_args: Any, **_kwargs: Any) -> str:
+        if isinstance(error, signal.Signals):
+            os.kill(os.getpid(), error)  # a real Ctrl-C: the handler raises KeyboardInterrupt here
         raise error
 
     monkeypatch.setattr(target, fail)
@@ -474,7 +477,8 @@ def test_failed_run_leaves_the_existing_report_unchanged(existing_report, image_
 
 def test_ctrl_c_into_a_new_folder_leaves_nothing(image_folder: Path, tmp_path: Path, monkeypatch) -> None:
     def interrupt(*_args: Any, **_kwargs: Any) -> bytes:
-        raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)
+        raise AssertionError("the signal handler did not raise")
 
     monkeypatch.setattr("nnviz_report.render.pdf.render_pdf", interrupt)
     out = tmp_path / "new" / "out"
@@ -484,16 +488,20 @@ def test_ctrl_c_into_a_new_folder_leaves_nothing(image_folder: Path, tmp_path: P
     assert not staging_leftovers(tmp_path / "new", out)
 
 
-def test_an_unexpected_error_still_leaves_nothing_behind(existing_report, image_folder: Path, monkeypatch) -> None:
-    # A bug is not the user's fault: it keeps its traceback, but the output is still all-or-nothing.
+def test_an_unexpected_error_still_leaves_nothing_behind(existing_report, image_folder: Path, monkeypatch,
+                                                         capsys) -> None:
+    # A bug is not the user's fault: exit 3 with one line, and the output is still all-or-nothing.
     out, before = existing_report
 
     def bug(*_args: Any, **_kwargs: Any) -> str:
         raise RuntimeError("a bug in a renderer")
 
     monkeypatch.setattr("nnviz_report.render.markdown.render_markdown", bug)
-    with pytest.raises(RuntimeError, match="a bug in a renderer"):
-        run_cli("--model", TINY, "--data", image_folder, "--per-class", "1", "--format", "html,md", "-o", out)
+    capsys.readouterr()
+    assert run_cli("--model", TINY, "--data", image_folder, "--per-class", "1", "--format", "html,md",
+                   "-o", out) == 3
+    assert capsys.readouterr().err == ("nnviz-report: internal error: RuntimeError: a bug in a renderer — rerun "
+                                       "with --debug and report it\n")
     assert snapshot(out) == before and not staging_leftovers(out, out.parent)
 
 

@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..report_model import Figure, HistogramData
-from .common import CATEGORICAL, colourise, new_figure, png_figure, style, svg_figure, tile
+from .common import (
+    CATEGORICAL,
+    DEPTH_WIDTH,
+    colourise,
+    depth_axis,
+    drawable_names,
+    new_figure,
+    plain_log_labels,
+    png_figure,
+    style,
+    svg_figure,
+    tile,
+)
 
 MAX_CHANNELS = 8  # one row per sample; 16 doubled the size of a resnet20 report for little more insight
 
@@ -34,25 +46,25 @@ def feature_grid(maps: np.ndarray, channels: np.ndarray, name: str, alt: str) ->
 def distribution_figure(names: list[str], histograms: list[HistogramData], means: list[float]) -> Figure:
     """A fan chart: per layer the 5–95 % and 25–75 % ranges and the median, read off the
     streamed histograms, on a symmetric-log axis so small and large layers both show."""
+    names = drawable_names(names)
     from ..stats.moments import Histogram
 
     quantiles = np.array([
         [Histogram(h.start, h.width, h.counts).quantile(q) for q in (0.05, 0.25, 0.5, 0.75, 0.95)]
         if sum(h.counts) else [np.nan] * 5
         for h in histograms
-    ])
+    ]).reshape(-1, 5)  # (0, 5) when no layer could be hooked (a TorchScript model)
     x = np.arange(len(names))
     with style():
-        fig = new_figure(max(6.0, min(14.0, 0.16 * len(names) + 3)), 3.4)
+        fig = new_figure(DEPTH_WIDTH, 2.6)
         ax = fig.add_subplot()
         ax.fill_between(x, quantiles[:, 0], quantiles[:, 4], color=CATEGORICAL[0], alpha=0.18, label="5–95 %")
         ax.fill_between(x, quantiles[:, 1], quantiles[:, 3], color=CATEGORICAL[0], alpha=0.4, label="25–75 %")
         ax.plot(x, quantiles[:, 2], color=CATEGORICAL[0], linewidth=1.2, label="median")
         ax.plot(x, means, color=CATEGORICAL[5], linewidth=0.8, linestyle="--", label="mean")
         ax.set_yscale("symlog", linthresh=1e-2)
-        step = max(1, len(names) // 40)
-        ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)
-        ax.set_xlim(-0.5, len(names) - 0.5)
+        plain_log_labels(ax)
+        depth_axis(ax, names)
         ax.set_ylabel("activation value")
-        ax.legend(loc="upper left", ncols=4, frameon=False, fontsize=7)
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=4, frameon=False, fontsize=7)  # above the data
         return svg_figure(fig, "activation-distribution", "Activation value distribution per layer, input to output")

@@ -4,17 +4,9 @@ stayed, from the base checkpoint to the head."""
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.axes import Axes
 
 from ..report_model import Figure
-from .common import CATEGORICAL, new_figure, style, svg_figure
-
-
-def _depth_axis(ax: Axes, names: list[str]) -> None:
-    x = np.arange(len(names))
-    step = max(1, len(names) // 40)
-    ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)
-    ax.set_xlim(-0.6, len(names) - 0.4)
+from .common import CATEGORICAL, DEPTH_WIDTH, depth_axis, new_figure, style, svg_figure
 
 
 def weight_change_figure(names: list[str], relative: list[float | None]) -> Figure:
@@ -22,7 +14,7 @@ def weight_change_figure(names: list[str], relative: list[float | None]) -> Figu
     base norm is zero (no relative change defined) or whose values are not finite are left empty."""
     values = np.array([v if v is not None and np.isfinite(v) else np.nan for v in relative], dtype=float)
     with style():
-        fig = new_figure(max(6.0, min(14.0, 0.2 * len(names) + 3)), 3.2)
+        fig = new_figure(DEPTH_WIDTH, 3.2)
         ax = fig.add_subplot()
         ax.bar(np.arange(len(names)), np.nan_to_num(values, nan=0.0), color=CATEGORICAL[0], width=0.7)
         missing = np.isnan(values)
@@ -30,7 +22,7 @@ def weight_change_figure(names: list[str], relative: list[float | None]) -> Figu
             ax.scatter(np.flatnonzero(missing), np.zeros(int(missing.sum())), marker="x", color="#c62828",
                        zorder=5, label="undefined (zero base norm or non-finite)")
             ax.legend(loc="upper left", frameon=False, fontsize=7)
-        _depth_axis(ax, names)
+        depth_axis(ax, names, pad=0.6)
         ax.set_ylim(bottom=0)
         ax.set_ylabel("‖ΔW‖ / ‖W_base‖")
         ax.grid(axis="x", visible=False)
@@ -44,11 +36,11 @@ def cka_change_figure(names: list[str], cka: list[float | None]) -> Figure:
     values = np.array([v if v is not None else np.nan for v in cka], dtype=float)
     x = np.arange(len(names))
     with style():
-        fig = new_figure(max(6.0, min(14.0, 0.18 * len(names) + 3)), 3.2)
+        fig = new_figure(DEPTH_WIDTH, 3.2)
         ax = fig.add_subplot()
         ax.axhline(1.0, color="#888888", linewidth=0.8, linestyle="--")
         ax.plot(x, values, color=CATEGORICAL[1], linewidth=1.4, marker="o", markersize=3)
-        _depth_axis(ax, names)
+        depth_axis(ax, names, pad=0.6)
         ax.set_ylim(-0.02, 1.05)
         ax.set_ylabel("CKA(base, head)")
         return svg_figure(fig, "compare-cka",

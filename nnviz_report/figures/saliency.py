@@ -13,7 +13,9 @@ BLEND = 0.55  # weight of the heat map where it is at its strongest
 
 def overlay_figure(image_hwc: np.ndarray, heat: np.ndarray, name: str, alt: str) -> Figure:
     """``heat`` in [0, 1] at the image's resolution. The heat map's own value sets its opacity
-    (up to ``BLEND``), so cold regions leave the image readable."""
+    (up to ``BLEND``), so cold regions leave the image readable. NaN (a model with NaN weights)
+    is drawn cold."""
+    heat = np.nan_to_num(heat, nan=0.0)
     colours = colourise(heat, "inferno").astype(np.float64)
     weight = (BLEND * np.clip(heat, 0.0, 1.0))[..., None] + (1 - BLEND) * 0.35
     blended = (1 - weight) * image_hwc.astype(np.float64) + weight * colours

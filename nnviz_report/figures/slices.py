@@ -10,12 +10,30 @@ import numpy as np
 import seaborn as sns
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import one_line
 from ..report_model import Figure
-from .common import CATEGORICAL, colourise, new_figure, png_figure, style, svg_figure
+from .common import (
+    CATEGORICAL,
+    DEPTH_LABEL_PT,
+    DEPTH_WIDTH,
+    colourise,
+    depth_axis,
+    depth_labels,
+    drawable_names,
+    new_figure,
+    ordinal,
+    png_figure,
+    style,
+    svg_figure,
+)
+from .saliency import BLEND
 
-TILE = 36  # px per feature map and for the input thumbnail: two strips side by side fit the page
+TILE = 40  # px per map: four strips side by side fit a 768 px column and the PDF's text width
 GAP = 3
-LABEL_WIDTH = 112
+LABEL_WIDTH = 118
+# The labels are drawn into the image, so they cannot follow the page's colour scheme: a mid grey
+# that reads on the light page (4.4:1) and on the dark one (4.2:1), on a transparent background.
+LABEL_COLOUR = (112, 122, 133, 255)
 
 
 @lru_cache(maxsize=1)
@@ -30,68 +48,80 @@ def _enlarge(pixels: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.NEAREST))
 
 
-def _scaled(m: np.ndarray) -> np.ndarray:
-    lo, hi = float(m.min()), float(m.max())
-    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+def response_map(maps: np.ndarray) -> np.ndarray:
+    """Where in the image one sample's ``(C, H, W)`` output responds: the mean |activation| over
+    channels, scaled to [0, 1] over its own range (all zeros for a constant map)."""
+    energy = np.abs(np.asarray(maps, dtype=np.float64)).mean(axis=0)
+    lo, hi = float(energy.min()), float(energy.max())
+    return (energy - lo) / (hi - lo) if hi > lo else np.zeros_like(energy)
 
 
-def top_channels(maps: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` channels of one sample's ``(C, H, W)`` maps with the largest mean |activation|,
-    strongest first (ties by channel index)."""
-    strength = np.abs(maps).reshape(maps.shape[0], -1).mean(axis=1)
-    return np.argsort(-strength, kind="stable")[:k]
+def _overlay(thumb: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """``heat`` (h, w) in [0, 1], enlarged bilinearly to the thumbnail and blended over it the way
+    the saliency maps are (its value sets its opacity, up to BLEND)."""
+    size = thumb.shape[0]
+    heat_image = Image.fromarray((heat * 255).round().astype(np.uint8), mode="L")
+    heat_big = np.asarray(heat_image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64) / 255
+    colours = colourise(heat_big, "inferno").astype(np.float64)
+    weight = (BLEND * heat_big)[..., None] + (1 - BLEND) * 0.35
+    return np.clip(((1 - weight) * thumb + weight * colours).round(), 0, 255).astype(np.uint8)
 
 
-def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray]], k: int, name: str,
-                       alt: str) -> Figure:
-    """Rows top to bottom follow depth; each row is the input, then the ``k`` most active
-    channels of that layer for this sample, each scaled to its own range (viridis)."""
+def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray]], name: str, alt: str) -> Figure:
+    """One sample through the layers, top to bottom: the input, then for each layer where in the
+    image it responds (``response_map`` blended over the input, inferno: dark low, yellow high).
+    One tile per layer, not its channels: those are the Activations section's feature maps."""
     thumb = _enlarge(image_hwc, TILE)
-    row_width = LABEL_WIDTH + (k + 1) * (TILE + GAP) + GAP
-    height = len(layers) * (TILE + GAP) + GAP
-    canvas = Image.new("RGB", (row_width, height), (255, 255, 255))
+    rows = [("input", f"{image_hwc.shape[0]}×{image_hwc.shape[1]}", thumb)]
+    rows += [(label, f"{maps.shape[0]} ch · {maps.shape[1]}×{maps.shape[2]}", _overlay(thumb, response_map(maps)))
+             for label, maps in layers]
+    width = LABEL_WIDTH + TILE + GAP
+    canvas = Image.new("RGBA", (width, len(rows) * (TILE + GAP) - GAP), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)
     font = _font()
-    for r, (label, maps) in enumerate(layers):
-        y = GAP + r * (TILE + GAP)
-        c, h, w = maps.shape
-        text = label if draw.textlength(label, font=font) <= LABEL_WIDTH - 8 else "…" + label[-16:]
-        draw.text((2, y + TILE // 2 - 12), text, fill=(29, 35, 42), font=font)
-        draw.text((2, y + TILE // 2 + 1), f"{c} ch · {h}×{w}", fill=(91, 102, 112), font=font)
-        canvas.paste(Image.fromarray(thumb), (LABEL_WIDTH, y))
-        for j, channel in enumerate(top_channels(maps, k)):
-            tile = _enlarge(colourise(_scaled(maps[channel])), TILE)
-            canvas.paste(Image.fromarray(tile), (LABEL_WIDTH + (j + 1) * (TILE + GAP) + GAP, y))
+    for r, (label, detail, pixels) in enumerate(rows):
+        y = r * (TILE + GAP)
+        label = one_line(label)  # Pillow cannot measure multi-line text or draw a lone surrogate
+        text = label if draw.textlength(label, font=font) <= LABEL_WIDTH - 6 else "…" + label[-17:]
+        draw.text((0, y + TILE // 2 - 12), text, fill=LABEL_COLOUR, font=font)
+        draw.text((0, y + TILE // 2 + 1), detail, fill=LABEL_COLOUR, font=font)
+        canvas.paste(Image.fromarray(pixels).convert("RGBA"), (LABEL_WIDTH, y))
     return png_figure(np.asarray(canvas), name, alt)
 
 
 def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
+    """A square heatmap at most ``DEPTH_WIDTH`` wide, so it is never shrunk and its labels stay at
+    ``DEPTH_LABEL_PT``; when the layers outnumber what the side can label, every k-th is labelled."""
+    names = drawable_names(names)
     n = len(names)
-    size = max(4.2, min(9.0, 0.15 * n + 2.5))
+    side = max(2.6, min(4.0, 0.14 * n + 1.0))  # the cells; labels and colour bar take 2.2 in beside, 1.3 in below
+    step, positions, labels = depth_labels(names, side)
     with style():
-        fig = new_figure(size + 1.0, size)
+        fig = new_figure(side + 2.2, side + 1.3)
         ax = fig.add_subplot()
-        ticks = names if n <= 40 else "auto"
-        sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=True, xticklabels=ticks,
-                    yticklabels=ticks, cbar_kws={"label": "linear CKA", "shrink": 0.7},
-                    annot=n <= 8, fmt=".2f", annot_kws={"fontsize": 7})
-        ax.tick_params(axis="both", labelsize=6 if n > 12 else 8)
-        ax.tick_params(axis="x", rotation=90)
+        sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=True, xticklabels=False,
+                    yticklabels=False, cbar_kws={"label": "linear CKA", "shrink": 0.7},
+                    annot=n <= 8, fmt=".2f", annot_kws={"fontsize": DEPTH_LABEL_PT})
+        ticks = np.array(positions) + 0.5
+        ax.set_xticks(ticks, labels, rotation=90, fontsize=DEPTH_LABEL_PT)
+        ax.set_yticks(ticks, labels, rotation=0, fontsize=DEPTH_LABEL_PT)
+        if step > 1:
+            ax.set_xlabel(f"every {ordinal(step)} of {n} layers labelled", fontsize=DEPTH_LABEL_PT)
         ax.grid(False)
         # One vector path per cell made this figure 0.35 MB for resnet20's 64 layers; as one embedded
         # image the cells cost a few KB, while labels and colour bar stay text and vector.
         ax.collections[0].set_rasterized(True)
-        return svg_figure(fig, "cka", "Linear CKA between every pair of layers; bright is similar",
-                          width=min(860, int(95 * (size + 1))))
+        return svg_figure(fig, "cka", "Linear CKA between every pair of layers; bright is similar")
 
 
 def separability_figure(names: list[str], accuracy: list[float | None], fisher: list[float | None],
                         chance: float) -> Figure:
+    names = drawable_names(names)
     x = np.arange(len(names))
     acc = np.array([a if a is not None else np.nan for a in accuracy], dtype=float)
     fr = np.array([f if f is not None and np.isfinite(f) else np.nan for f in fisher], dtype=float)
     with style():
-        fig = new_figure(max(6.0, min(14.0, 0.16 * len(names) + 3)), 3.4)
+        fig = new_figure(DEPTH_WIDTH, 2.6)
         ax = fig.add_subplot()
         ax.axhline(chance * 100, color="#888888", linestyle=":", linewidth=1, label=f"chance {chance:.0%}")
         ax.plot(x, acc * 100, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.4,
@@ -106,9 +136,7 @@ def separability_figure(names: list[str], accuracy: list[float | None], fisher: 
         right.grid(False)
         right.spines["right"].set_visible(True)
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-        ax.legend(handles=handles, loc="upper left", ncols=3, frameon=False, fontsize=7)
-        step = max(1, len(names) // 40)
-        ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)
-        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=3, frameon=False, fontsize=7)
+        depth_axis(ax, names, axis_inches=DEPTH_WIDTH - 2.0)
         return svg_figure(fig, "separability",
                           "Class separability of each layer's pooled features, input to output")

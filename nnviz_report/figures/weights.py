@@ -8,7 +8,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..report_model import Figure
-from .common import CATEGORICAL, new_figure, style, svg_figure
+from .common import CATEGORICAL, DEPTH_WIDTH, depth_axis, drawable_names, new_figure, style, svg_figure
 
 ALPHA_BAND = (2.0, 6.0)  # WeightWatcher's range for well-trained layers
 
@@ -32,25 +32,19 @@ def _scale_for(ax: Axes, values: list[float]) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _depth_ticks(ax: object, names: list[str]) -> None:
-    x = np.arange(len(names))
-    step = max(1, len(names) // 40)
-    ax.set_xticks(x[::step], [names[i] for i in x[::step]], rotation=90, fontsize=6)  # type: ignore[attr-defined]
-    ax.set_xlim(-0.5, len(names) - 0.5)  # type: ignore[attr-defined]
-
-
 def weight_distribution_figure(names: list[str], values: list[np.ndarray]) -> Figure:
     """One violin per weight tensor, input to output, on a shared axis; each violin is cut at
     the tensor's extreme values and shows its quartiles."""
+    names = drawable_names(names)
     positions = np.concatenate([np.full(v.size, i) for i, v in enumerate(values)])
     data = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
     with style():
-        fig = new_figure(max(6.0, min(14.0, 0.32 * len(names) + 3)), 3.8)
+        fig = new_figure(DEPTH_WIDTH, 2.6)
         ax = fig.add_subplot()
         sns.violinplot(x=positions, y=data, ax=ax, native_scale=True, cut=0, density_norm="width",
                        inner="quart", linewidth=0.6, color=CATEGORICAL[0], saturation=0.8, bw_adjust=0.8)
         ax.axhline(0.0, color="#888888", linewidth=0.6, zorder=0)
-        _depth_ticks(ax, names)
+        depth_axis(ax, names)
         ax.set_ylabel("weight value")
         return svg_figure(fig, "weight-distribution",
                           "Distribution of the weight values of each layer, input to output")
@@ -59,11 +53,12 @@ def weight_distribution_figure(names: list[str], values: list[np.ndarray]) -> Fi
 def spectral_depth_figure(names: list[str], alphas: list[float | None], stable_ranks: list[float],
                           spectral_norms: list[float]) -> Figure:
     """Power-law alpha (with the 2–6 band) above, stable rank and spectral norm below."""
+    names = drawable_names(names)
     x = np.arange(len(names))
     alpha = np.array([a if a is not None else np.nan for a in alphas], dtype=float)
     missing = np.isnan(alpha)
     with style():
-        fig = new_figure(max(6.0, min(14.0, 0.22 * len(names) + 3)), 4.6)
+        fig = new_figure(DEPTH_WIDTH, 3.1)
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
         low, high = ALPHA_BAND
         top.axhspan(low, high, color=CATEGORICAL[2], alpha=0.1, label=f"α {low:g}–{high:g}")
@@ -90,6 +85,6 @@ def spectral_depth_figure(names: list[str], alphas: list[float | None], stable_r
         handles = bottom.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
         bottom.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, frameon=False,
                       fontsize=7)
-        _depth_ticks(bottom, names)
+        depth_axis(bottom, names, axis_inches=DEPTH_WIDTH - 1.8)
         return svg_figure(fig, "weight-spectra-depth",
                           "Power-law alpha, stable rank and spectral norm per layer")

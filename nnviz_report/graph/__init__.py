@@ -11,12 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 from ..flow_model import FOLD_MODES, METHOD_FX, FlowGraph, layer_table
+from ..hooks import model_session
 from .assembly import assemble, prune_unreachable
 from .fx_extract import FxExtractor
 from .hook_extract import HookExtractor
-from .raw import RawNode, one_line
+from .raw import RawNode
 
 __all__ = ["extract_graph", "layer_table"]
 
@@ -38,15 +39,10 @@ def extract_graph(
         raise ConfigError(f"fold must be one of {', '.join(FOLD_MODES)}, got {fold!r}")
     if group_depth < 0:
         raise ConfigError(f"group_depth must be >= 0, got {group_depth!r}")
-    was_training = {name: m.training for name, m in model.named_modules()}
-    try:
-        model.eval()
-        with torch.no_grad():
-            raw, method = _extract_raw(model, example_input)
-    finally:
-        # Each module's own flag back: model.train(flag) would unfreeze a frozen BatchNorm.
-        for name, m in model.named_modules():
-            m.training = was_training.get(name, m.training)
+    # The model runs for real here (fx's interpreter or the hook fallback): the session puts every
+    # flag, buffer and parameter back, so a forward that updates a buffer leaves no trace.
+    with model_session(model, param_grads=False), torch.no_grad():
+        raw, method = _extract_raw(model, example_input)
     raw = prune_unreachable(raw)
     total_params = sum(p.numel() for p in model.parameters())  # parameters() yields shared ones once
     return assemble(raw, method, total_params, group_depth=group_depth, fold=fold)
@@ -56,6 +52,6 @@ def _extract_raw(model: nn.Module, example_input: torch.Tensor) -> tuple[list[Ra
     try:
         return FxExtractor(model).run(example_input), METHOD_FX
     except Exception as error:  # any failure of tracing falls back; the model's own errors recur below
-        reason = one_line(f"{type(error).__name__}: {error}")
+        reason = one_line(f"{type(error).__name__}: {error}", 160)
     nodes = HookExtractor(model).run(example_input)
     return nodes, f"forward hooks (fx could not trace: {reason})"

@@ -13,6 +13,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from ..flow_model import INPUT_ID, OUTPUT_ID
+from ..hooks import HookSet
 from .raw import (
     ParamLedger,
     RawNode,
@@ -48,18 +49,14 @@ class HookExtractor:
         self.nodes.append(RawNode(INPUT_ID, "input", "input", None, (),
                                    per_sample_shape(example_input, self.batch), 0, 0))
         self._produced(example_input, INPUT_ID)
-        handles = []
-        try:
+        with HookSet() as hooks:
             for name, module in self.model.named_modules():
                 if not name:
                     continue
-                handles.append(module.register_forward_pre_hook(self._pre_hook))
-                handles.append(module.register_forward_hook(self._post_hook))
+                hooks.forward_pre_hook(module, self._pre_hook)
+                hooks.forward_hook(module, self._post_hook)
             with _FunctionalOpRecorder(self):
                 output = self.model(example_input)
-        finally:
-            for handle in handles:
-                handle.remove()
         self.nodes.append(RawNode(OUTPUT_ID, "output", "output", None, (),
                                    per_sample_shape(output, self.batch), 0, 0, self._sources(output)))
         return self.nodes

@@ -33,11 +33,6 @@ class RawNode:
     structure: str = ""  # what makes two calls "the same layer" when folding, channel counts aside
 
 
-def one_line(text: str, limit: int = 160) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def is_leaf(module: nn.Module) -> bool:
     """Leaves are drawn as single nodes: torch.nn layers (as fx sees them) and childless modules."""
     builtin = module.__module__.startswith(("torch.nn", "torch.ao.nn")) and not isinstance(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,13 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError, OutputError, one_line
 from ..report_model import Figure, Report
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
     "script-src 'none'; base-uri 'none'; form-action 'none'"
 )
-_EXTERNAL_REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?!data:|#)[a-z][a-z0-9+.-]*:""", re.IGNORECASE)
 # C0/C1 control characters (tab, newline and carriage return aside) are not allowed in HTML or
 # XML text; a module named "\x1b[31m" or "\x00" would make the page or an SVG figure invalid.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
@@ -73,6 +73,7 @@ SECTIONS = (
     ("saliency", "Saliency", "sections/saliency.html.j2", "saliency"),
     ("slices", "Slices", "sections/slices.html.j2", "slices"),
     ("weights", "Weights", "sections/weights.html.j2", "weights"),
+    ("robustness", "Calibration and robustness", "sections/robustness.html.j2", "robustness"),
     ("appendix", "Appendix", "sections/appendix.html.j2", None),
 )
 
@@ -111,9 +112,7 @@ def render_html(report: Report, *, template_dir: Path | None = None) -> str:
 
 def _render_page(report: Report, env: jinja2.Environment) -> str:
     css = env.get_template("report.css").render()
-    severities = {f.severity for f in report.findings}
-    verdict = "fail" if "fail" in severities else "warn" if "warn" in severities else "pass"
-    context = {"report": report, "verdict": verdict}
+    context = {"report": report, "verdict": report.verdict.status}
     # Each section is rendered on its own first so that the table of contents can list its sub-headings.
     sections: list[dict[str, Any]] = []
     for section in present_sections(report):
@@ -126,12 +125,110 @@ def _render_page(report: Report, env: jinja2.Environment) -> str:
 
 
 def assert_self_contained(html: str) -> None:
-    """Anything a browser would fetch is an error, not a warning: the report must open offline."""
-    match = _EXTERNAL_REFERENCE.search(html)
-    if match:
-        raise OutputError(f"the report would load an external resource ({match.group(0)!r}); refusing to write it")
-    if re.search(r"url\(\s*['\"]?(?!data:|#)", html):
-        raise OutputError("the report's CSS refers to an external url(); refusing to write it")
+    """Anything a browser would fetch is an error, not a warning: the report must open offline.
+
+    The document is parsed, not searched: attribute values are read after entity decoding (so
+    ``&#104;ttp:`` is ``http:``) and CSS (``<style>``, ``style=""``) after removing comments and
+    CSS escapes, where ``url()`` and ``@import`` are checked. Text is never checked, so a module
+    named ``background-url(x)`` or ``src=http:x`` shown on the page is harmless and accepted."""
+    problem = _SelfContainedCheck.first_problem(html)
+    if problem:
+        raise OutputError(f"the report would load an external resource ({one_line(problem, 120)}); "
+                          "refusing to write it: the report must be self-contained (check --template-dir)")
+
+
+# Attributes whose value the browser (or WeasyPrint) fetches or navigates to.
+_URL_ATTRIBUTES = frozenset({
+    "src", "href", "xlink:href", "data", "poster", "background", "action", "formaction", "codebase", "archive",
+    "manifest", "ping", "lowsrc", "dynsrc", "longdesc", "icon", "profile", "cite", "usemap", "classid",
+})
+_SRCSET_ATTRIBUTES = frozenset({"srcset", "imagesrcset"})
+_URL_STRIP = re.compile(r"[\x00-\x20]+")  # browsers drop ASCII whitespace and controls from URLs
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})[ \t\r\n\f]?|(.))", re.DOTALL)
+_CSS_URL = re.compile(r"(?:url|src|image-set|image)\(\s*(['\"]?)(.*?)\1\s*\)", re.IGNORECASE | re.DOTALL)
+_CSS_IMPORT = re.compile(r"@import", re.IGNORECASE)
+
+
+def _allowed_url(value: str) -> bool:
+    url = _URL_STRIP.sub("", value).lower()
+    return url == "" or url.startswith(("data:", "#"))
+
+
+def _css_decoded(css: str) -> str:
+    def unescape(match: re.Match[str]) -> str:
+        if match.group(1):
+            code = int(match.group(1), 16)
+            return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+        return match.group(2)
+
+    return _CSS_ESCAPE.sub(unescape, _CSS_COMMENT.sub(" ", css))
+
+
+def _css_problem(css: str) -> str | None:
+    decoded = _css_decoded(css)
+    if _CSS_IMPORT.search(decoded):
+        return "CSS @import"
+    for match in _CSS_URL.finditer(decoded):
+        if not _allowed_url(match.group(2)):
+            return f"CSS url({match.group(2)})"
+    # url( with an unbalanced quote or parenthesis, which the pattern above would not match
+    if re.search(r"url\(\s*(?![\s'\"]*data:|[\s'\"]*#)", decoded, re.IGNORECASE):
+        return "CSS url() that is not a data: URI"
+    return None
+
+
+class _SelfContainedCheck(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.problems: list[str] = []
+        self._in_style = 0
+
+    @classmethod
+    def first_problem(cls, html: str) -> str | None:
+        check = cls()
+        check.feed(html)
+        check.close()
+        return check.problems[0] if check.problems else None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "style":
+            self._in_style += 1
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name in _URL_ATTRIBUTES and not _allowed_url(value):
+                self.problems.append(f"<{tag} {name}={value}>")
+            elif name in _SRCSET_ATTRIBUTES:
+                for candidate in value.split(","):
+                    url = candidate.strip().split(" ")[0] if candidate.strip() else ""
+                    if not _allowed_url(url):
+                        self.problems.append(f"<{tag} {name}={url}>")
+            elif name == "style":
+                problem = _css_problem(value)
+                if problem:
+                    self.problems.append(f"<{tag} style>: {problem}")
+            elif name == "srcdoc":
+                inner = _SelfContainedCheck.first_problem(value)
+                if inner:
+                    self.problems.append(f"<{tag} srcdoc>: {inner}")
+            elif name == "http-equiv" and value.strip().lower() == "refresh":
+                self.problems.append(f"<{tag} http-equiv=refresh>")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag == "style":
+            self._in_style -= 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style" and self._in_style:
+            self._in_style -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            problem = _css_problem(data)
+            if problem:
+                self.problems.append(problem)
 
 
 # ---- filters -------------------------------------------------------------------------------

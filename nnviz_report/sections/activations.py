@@ -9,6 +9,7 @@ from ..figures.activations import distribution_figure, feature_grid, most_active
 from ..report_model import ActivationsSection, FeatureGrid, HistogramData, LayerStats
 from ..stats import layout as layouts
 from .anchors import Anchors
+from .stages import map_layers
 
 MAX_TOKEN_GRIDS = 4
 
@@ -36,7 +37,8 @@ def layer_stats(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerS
 def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerStats]) -> ActivationsSection:
     grids = []
     rows = {row.name: row for row in stats}
-    for layer in _grid_layers(layers):
+    shown, candidates = grid_layers(layers)
+    for layer, role in shown:
         row = rows[layer.name]
         maps = layer.showcase_maps
         assert maps is not None
@@ -47,20 +49,24 @@ def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerSta
             for s in range(maps.shape[0])
         )
         grids.append(FeatureGrid(layer.name, row.anchor, len(channels), maps.shape[1],
-                                 (maps.shape[2], maps.shape[3]), images, layer.layout.kind))
+                                 (maps.shape[2], maps.shape[3]), images, layer.layout.kind, role))
     distribution = distribution_figure([r.name for r in stats], [r.histogram for r in stats], [r.mean for r in stats])
-    return ActivationsSection(tuple(stats), tuple(grids), distribution)
+    return ActivationsSection(tuple(stats), tuple(grids), distribution, candidates)
 
 
-def _grid_layers(layers: Sequence[LayerCapture]) -> list[LayerCapture]:
-    """Every convolution with feature maps; for transformers, a few token-sequence norms (the
-    block inputs, evenly spread by depth) with their patch tokens laid out on the patch grid."""
-    shown = [layer for layer in layers if layer.repeats is None and layer.showcase_maps is not None
-             and layer.showcase_maps.ndim == 4]
-    convs = [layer for layer in shown if "conv" in layer.type.lower() and layer.layout.kind == layouts.FEATURE_MAP]
-    tokens = [layer for layer in shown if layer.layout.kind == layouts.TOKENS and "Norm" in layer.type]
+def grid_layers(layers: Sequence[LayerCapture]) -> tuple[list[tuple[LayerCapture, str]], int]:
+    """The layers whose maps are shown, each with its role, in depth order, and how many could
+    have been: the first convolution and the stage outputs of the feature-map layers (stages.py),
+    and for transformers a few token-sequence norms (the block inputs, evenly spread by depth)
+    with their patch tokens laid out on the patch grid."""
+    feature_maps = [layer for layer in layers if layer.repeats is None and layer.layout.kind != layouts.TOKENS]
+    shown, candidates = map_layers(feature_maps)
+    tokens = [layer for layer in layers if layer.repeats is None and layer.showcase_maps is not None
+              and layer.showcase_maps.ndim == 4 and layer.layout.kind == layouts.TOKENS and "Norm" in layer.type]
+    candidates += len(tokens)
     if len(tokens) > MAX_TOKEN_GRIDS:
         step = (len(tokens) - 1) / (MAX_TOKEN_GRIDS - 1)
         tokens = [tokens[round(i * step)] for i in range(MAX_TOKEN_GRIDS)]
-    chosen = {id(layer) for layer in convs + tokens}
-    return [layer for layer in layers if id(layer) in chosen]
+    shown += [(layer, "a block's input: patch tokens on their grid") for layer in tokens]
+    order = {id(layer): i for i, layer in enumerate(layers)}
+    return sorted(shown, key=lambda pair: order[id(pair[0])]), candidates

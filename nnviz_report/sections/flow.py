@@ -9,10 +9,11 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..capture import preserved_model
+from ..config import Severity
 from ..flow_model import FlowGraph, LayerRow, NodeHealth
 from ..flow_svg import render_flow_svg
 from ..graph import extract_graph
+from ..hooks import model_session
 from ..macs import COUNTED, attribute, count_macs
 from ..report_model import Figure, FlowSection, LayerStats, ParamStats
 from .anchors import Anchors
@@ -21,17 +22,16 @@ from .anchors import Anchors
 def node_health(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> dict[str, NodeHealth]:
     """Per module path: the worst severity of its output and parameters, with the numbers that
     decide it (dead-channel fraction, gradient-to-weight ratio) as the node's tooltip."""
-    rank = {"pass": 0, "warn": 1, "fail": 2}
     level: dict[str, str] = {}
     notes: dict[str, list[str]] = {}
     for row in layers:
         path = row.module_path
-        level[path] = max(level.get(path, "pass"), row.severity, key=rank.__getitem__)
+        level[path] = Severity.worst((level.get(path, "pass"), row.severity)).value
         if row.channels and row.dead_channels is not None:  # counted only after rectifiers
             notes.setdefault(path, []).append(f"dead channels {row.dead_fraction:.0%}")
     for p in params:
         path = p.module_path
-        level[path] = max(level.get(path, "pass"), p.severity, key=rank.__getitem__)
+        level[path] = Severity.worst((level.get(path, "pass"), p.severity)).value
         if p.ratio is not None and len(p.shape) > 1:
             notes.setdefault(path, []).append(f"grad/weight {p.ratio:.2g}")
     return {
@@ -54,7 +54,7 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
         return f"#{anchor}" if anchor else None
 
     svg = render_flow_svg(graph, direction=direction, health=health, href=href)
-    diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8"),
+    diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8", "backslashreplace"),  # lone surrogates in names
                      "Data-flow diagram of the network from input to logits", inline=True)
     return FlowSection(graph.method, direction, graph.fold_depth is not None, graph, graph.layers,
                        graph.total_params, graph.total_macs, macs_counted, diagram, print_pages(svg))
@@ -64,7 +64,7 @@ def with_dispatch_macs(graph: FlowGraph, model: nn.Module, example_input: torch.
     """The graph with multiply-adds counted at dispatch level (see ``macs``) in its rows, nodes and
     total, and what was counted; the graph's own per-layer estimate where counting fails."""
     try:
-        with preserved_model(model, example_input.device):
+        with model_session(model, example_input.device):
             count = count_macs(model, example_input)
     except Exception as error:  # a model the counter cannot run (TorchScript) keeps the graph's estimate
         reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
@@ -98,10 +98,14 @@ def _inside(path: str, blocks: Sequence[str]) -> bool:
     return any(path == block or path.startswith(block + ".") for block in blocks)
 
 
+def _health_rank(level: str) -> int:
+    """A node's health on the one severity scale ("ok" is a pass); "unknown" below every severity."""
+    return -1 if level == "unknown" else Severity.rank_of("pass" if level == "ok" else level)
+
+
 def with_folded_health(graph: FlowGraph, health: Mapping[str, NodeHealth]) -> dict[str, NodeHealth]:
     """``health`` plus, for each folded node (keyed by its module path), the worst health of the
     layers inside all of its blocks, so a ×N node shows a failing member instead of "unknown"."""
-    rank = {"ok": 0, "warn": 1, "fail": 2}
     combined = dict(health)
     for node in graph.nodes:
         if not node.members or node.module_path is None:
@@ -109,7 +113,7 @@ def with_folded_health(graph: FlowGraph, health: Mapping[str, NodeHealth]) -> di
         inside = [(path, h) for path, h in health.items() if _inside(path, node.members)]
         if not inside:
             continue
-        worst_path, worst = max(inside, key=lambda item: rank.get(item[1].level, -1))
+        worst_path, worst = max(inside, key=lambda item: _health_rank(item[1].level))
         note = f"worst of {len(inside)} layers: {worst_path}" + (f" ({worst.note})" if worst.note else "")
         combined[node.module_path] = NodeHealth(worst.level, note)
     return combined

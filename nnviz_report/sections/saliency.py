@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..capture import LayerCapture, SaliencyCapture, capture_saliency, preserved_model
+from ..capture import LayerCapture, SaliencyCapture, capture_saliency
 from ..errors import ModelError
 from ..figures.common import image_pixels
 from ..figures.saliency import display_scaled, overlay_figure
+from ..hooks import model_session
 from ..report_model import SaliencyMapResult, SaliencySample, SaliencySection
 from ..stats import layout as layouts
 from ..stats.saliency import MaskingScore, grad_cam, input_gradient_map, masking_scores, upsample
@@ -82,11 +83,13 @@ def saliency_section(model: nn.Module, inputs: Tensor, images: np.ndarray, label
         planned.append((slot, "input-gradient", int(predicted[slot]),
                         input_gradient_map(by_prediction.input_gradients[slot]), None))
         if by_label is not None:
-            for kind, captured, target in (("grad-cam-predicted", by_prediction, int(predicted[slot])),
-                                           ("grad-cam-true", by_label, int(labels[slot]))):
+            kinds = [("grad-cam-predicted", by_prediction, int(predicted[slot]))]
+            if int(labels[slot]) != int(predicted[slot]):  # otherwise the same map as the predicted class's
+                kinds.append(("grad-cam-true", by_label, int(labels[slot])))
+            for kind, captured, target in kinds:
                 cam = grad_cam(captured.activations[slot], captured.gradients[slot])
                 planned.append((slot, kind, target, upsample(cam, size), cam))
-    with preserved_model(model, device):
+    with model_session(model, device):
         def predict(batch: Tensor) -> Tensor:
             return torch.softmax(model(batch.to(device)).float(), dim=1)
 

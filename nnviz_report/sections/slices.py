@@ -14,7 +14,6 @@ from ..stats.similarity import cka_matrix, fisher_ratio, nearest_class_mean_accu
 from .anchors import Anchors
 
 MAX_STRIP_LAYERS = 12
-STRIP_CHANNELS = 8
 MAX_CKA_LAYERS = 40
 CHANCE = 0.1
 # Normalisation layers rescale their input per channel: a strip row for them repeats the row above.
@@ -70,9 +69,9 @@ def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_
         SliceStrip(slot, slice_strip_figure(
             image_pixels(showcase_images[slot]),
             [(layer.name, layer.showcase_maps[slot]) for layer in chosen],  # type: ignore[index]
-            STRIP_CHANNELS, f"slice-{slot}",
-            f"Showcase sample {slot + 1} through {len(chosen)} layers: the input, then the "
-            f"{STRIP_CHANNELS} most active channels of each layer"))
+            f"slice-{slot}",
+            f"Showcase sample {slot + 1} through {len(chosen)} layers: where in the image each layer "
+            f"responds (mean |activation| over its channels) over the input"))
         for slot in range(len(showcase_images))
     ) if chosen else ()
 
@@ -109,7 +108,6 @@ def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_
         strip_layers=tuple(layer.name for layer in chosen),
         strip_candidates=strip_candidates,
         strip_rule=rule,
-        strip_channels=STRIP_CHANNELS,
         strips=strips,
         cka_layers=tuple(layer.name for layer in cka_layers),
         cka_candidates=len(pooled),

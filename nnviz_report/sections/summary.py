@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..figures.summary import confusion_figure, per_class_figure
-from ..report_model import Performance, SummarySection
+from ..report_model import Interval, Performance, SummarySection
+from ..stats.intervals import wilson_interval
 
 NUM_CLASSES = 10
+LOSS_NOTE = "no interval: the mean loss is reported as measured"
+
+
+def wilson(successes: int, trials: int) -> Interval:
+    low, high = wilson_interval(successes, trials)
+    return Interval(low, high, "wilson-95")
 
 
 def performance(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> Performance:
@@ -18,6 +25,7 @@ def performance(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> P
     np.add.at(confusion, (labels, predictions), 1)
     per_class = np.array([confusion[c, c] / confusion[c].sum() if confusion[c].sum() else 0.0
                           for c in range(NUM_CLASSES)])
+    correct = int((predictions == labels).sum())
     return Performance(
         accuracy=float((predictions == labels).mean()),
         loss=float(losses.mean()),
@@ -26,6 +34,12 @@ def performance(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> P
         labels=tuple(int(v) for v in labels),
         predictions=tuple(int(v) for v in predictions),
         confidences=tuple(round(float(p), 6) for p in probabilities.max(axis=1)),
+        correct=correct,
+        accuracy_interval=wilson(correct, int(labels.size)),
+        per_class_count=tuple(int(confusion[c].sum()) for c in range(NUM_CLASSES)),
+        per_class_interval=tuple(wilson(int(confusion[c, c]), int(confusion[c].sum())) for c in range(NUM_CLASSES)),
+        loss_interval=None,
+        loss_note=LOSS_NOTE,
     )
 
 
