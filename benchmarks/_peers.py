@@ -164,7 +164,7 @@ def grad_cam(model: nn.Module, layer: str, x: torch.Tensor, targets: torch.Tenso
     maps: dict[str, np.ndarray] = {}
 
     def ours() -> None:
-        captured = capture_saliency(model, x, targets, layer=layer, device=cpu)
+        captured = capture_saliency(model, x, targets, layer=layer, device=cpu, input_gradients=False)
         maps["ours"] = normalise_map(upsample(our_grad_cam(captured.activations, captured.gradients), size))
 
     def theirs() -> None:

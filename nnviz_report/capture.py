@@ -28,7 +28,7 @@ from .errors import CaptureError, ModelError
 from .hooks import model_session
 from .stats import layout as layouts
 from .stats.layout import Layout
-from .stats.moments import GradientSummary, Moments, RunningGradient, RunningMoments, tensor_norm
+from .stats.moments import GradientSummary, Moments, RunningGradient, RunningMoments, release_scratch, tensor_norm
 
 NUM_CLASSES = 10
 MAX_POOLED_FEATURES = 4096  # wider outputs are left out of CKA/separability to bound memory
@@ -264,38 +264,41 @@ def run_capture(
 
     logits_parts: list[np.ndarray] = []
     loss_parts: list[np.ndarray] = []
-    with model_session(model, device) as hooks:
-        for path, module in layers:
-            with contextlib.suppress(RuntimeError):  # TorchScript modules refuse Python hooks
-                hooks.forward_hook(module, make_hook(path, module))
-        # Without a trainable parameter the loss depends on nothing that requires a gradient;
-        # the input then does, so that activation gradients still flow.
-        input_grad = not any(p.requires_grad for p in model.parameters())
-        for start in range(0, count, batch_size):
-            stop = min(start + batch_size, count)
-            calls.clear()
-            ran.clear()
-            showcase_rows.clear()
-            showcase_rows.update(
-                {p - start: slot for slot, p in enumerate(showcase_positions) if start <= p < stop}
-            )
-            x = inputs[start:stop].to(device).requires_grad_(input_grad)
-            y = labels[start:stop].to(device)
-            batch[0] = stop - start
-            logits = _forward(model, x, ran)
-            producers.clear()
-            _check_logits(logits, stop - start)
-            _check_differentiable(logits)
-            losses = nn.functional.cross_entropy(logits.float(), y, reduction="none")
-            # Summing per-sample losses divided by N makes the accumulated .grad the
-            # gradient of the mean loss over the whole sample, whatever the batch size.
-            (losses.sum() / count).backward()
-            logits_parts.append(logits.detach().to("cpu", torch.float32).numpy())
-            loss_parts.append(losses.detach().to("cpu", torch.float64).numpy())
-            if progress is not None:
-                progress(stop - start)
-        params = _parameter_summaries(model)
-        first_conv = _first_conv(model)
+    try:
+        with model_session(model, device) as hooks:
+            for path, module in layers:
+                with contextlib.suppress(RuntimeError):  # TorchScript modules refuse Python hooks
+                    hooks.forward_hook(module, make_hook(path, module))
+            # Without a trainable parameter the loss depends on nothing that requires a gradient;
+            # the input then does, so that activation gradients still flow.
+            input_grad = not any(p.requires_grad for p in model.parameters())
+            for start in range(0, count, batch_size):
+                stop = min(start + batch_size, count)
+                calls.clear()
+                ran.clear()
+                showcase_rows.clear()
+                showcase_rows.update(
+                    {p - start: slot for slot, p in enumerate(showcase_positions) if start <= p < stop}
+                )
+                x = inputs[start:stop].to(device).requires_grad_(input_grad)
+                y = labels[start:stop].to(device)
+                batch[0] = stop - start
+                logits = _forward(model, x, ran)
+                producers.clear()
+                _check_logits(logits, stop - start)
+                _check_differentiable(logits)
+                losses = nn.functional.cross_entropy(logits.float(), y, reduction="none")
+                # Summing per-sample losses divided by N makes the accumulated .grad the
+                # gradient of the mean loss over the whole sample, whatever the batch size.
+                (losses.sum() / count).backward()
+                logits_parts.append(logits.detach().to("cpu", torch.float32).numpy())
+                loss_parts.append(losses.detach().to("cpu", torch.float64).numpy())
+                if progress is not None:
+                    progress(stop - start)
+            params = _parameter_summaries(model)
+            first_conv = _first_conv(model)
+    finally:
+        release_scratch()  # the reductions' shared buffers do not outlive the capture
     return CaptureResult(
         layers=[_batch_first_only(accumulators[n].result(), count) for n in order],
         params=params,
@@ -410,36 +413,53 @@ class SaliencyCapture:
     layer: str
     activations: np.ndarray  # (S, C, h, w)
     gradients: np.ndarray  # (S, C, h, w): d target logit / d activation
-    input_gradients: np.ndarray  # (S, 3, H, W): d target logit / d input
+    input_gradients: np.ndarray | None  # (S, 3, H, W): d target logit / d input; None when not asked for
     probabilities: np.ndarray  # (S, 10)
 
 
 def capture_saliency(
-    model: nn.Module, inputs: Tensor, targets: Tensor, *, layer: str, device: torch.device
+    model: nn.Module, inputs: Tensor, targets: Tensor, *, layer: str, device: torch.device,
+    input_gradients: bool = True,
 ) -> SaliencyCapture:
-    """Gradients of each sample's target logit with respect to ``layer``'s output and the input."""
+    """Gradients of each sample's target logit with respect to ``layer``'s output and, unless
+    ``input_gradients`` is False, the input. Without the input gradient the graph starts at the
+    layer: nothing before it is recorded or differentiated, which is all Grad-CAM needs."""
     module = dict(model.named_modules()).get(layer)
     if module is None:
         raise ModelError(f"Grad-CAM layer {layer!r} is not a module of the model; pick one from the Activations table")
     store: dict[str, Tensor] = {}
 
-    def hook(_m: nn.Module, _i: object, output: object) -> None:
-        if isinstance(output, Tensor) and "activation" not in store:
-            store["activation"] = output.detach().clone()
+    def hook(_m: nn.Module, _i: object, output: object) -> Tensor | None:
+        if not isinstance(output, Tensor) or "activation" in store:
+            return None
+        store["activation"] = output.detach().clone()
+        if input_gradients:
             output.register_hook(lambda grad: store.__setitem__("gradient", grad.detach().clone()))
+            return None
+        store["start"] = output.detach().requires_grad_(True)
+        return store["start"] + 0  # not a leaf, so an in-place layer after this one stays allowed
 
-    with model_session(model, device) as hooks:
+    with model_session(model, device, param_grads=input_gradients) as hooks:
+        if not input_gradients:
+            for p in model.parameters():
+                p.requires_grad_(False)  # restored when the session ends
         hooks.forward_hook(module, hook)
-        x = inputs.to(device).requires_grad_(True)
+        x = inputs.to(device).requires_grad_(input_gradients)
         logits = model(x)
         score = logits.gather(1, targets.to(device).view(-1, 1)).sum()
-        (input_grad,) = torch.autograd.grad(score, x)
+        input_grad = None
+        if input_gradients:
+            (input_grad,) = torch.autograd.grad(score, x)
+        elif "start" in store and score.requires_grad:
+            (gradient,) = torch.autograd.grad(score, store["start"], allow_unused=True)
+            if gradient is not None:
+                store["gradient"] = gradient.detach()
     if "gradient" not in store:
         raise ModelError(f"Grad-CAM layer {layer!r} does not lie on the path to the logits")
     return SaliencyCapture(
         layer=layer,
         activations=store["activation"].cpu().float().numpy(),
         gradients=store["gradient"].cpu().float().numpy(),
-        input_gradients=input_grad.detach().cpu().float().numpy(),
+        input_gradients=None if input_grad is None else input_grad.detach().cpu().float().numpy(),
         probabilities=torch.softmax(logits.detach().float(), dim=1).cpu().numpy(),
     )

@@ -208,8 +208,10 @@ def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progr
                 # WeasyPrint swallows a KeyboardInterrupt raised while it draws an SVG figure.
                 interrupts.check()
             elif fmt is OutputFormat.JSON:
+                progress.stage("rendering JSON")
                 data = _utf8(render_json(report)).encode("utf-8")
             else:
+                progress.stage("rendering Markdown")
                 data = _utf8(render_markdown(report, template_dir=settings.template_dir)).encode("utf-8")
             _write(staging / FILE_NAMES[fmt], data)
             names.append(FILE_NAMES[fmt])

@@ -85,6 +85,7 @@ def run(settings: ReportSettings, *, progress: Progress | None = None) -> Report
 
     report = build_report(loaded, sample, settings, thresholds, device, progress)
     paths = write_outputs(report, settings, out_dir, progress)
+    progress.close()  # ends the last stage (and its timing); the CLI's closing lines follow
     return ReportResult(report, paths, exit_code_for(report.findings, settings.fail_on))
 
 
@@ -178,6 +179,7 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
         example = normalise(sample.images[:2]).to(next(module.parameters(), torch.empty(0)).device)
         flow = flow_section(module, example, layers, params, anchors, direction=settings.graph_direction,
                             fold=settings.graph_fold, group_depth=settings.graph_group_depth)
+    progress.stage("tables")  # the summary, activation and gradient sections, built below
     return Report(
         schema_version=SCHEMA_VERSION,
         title=f"nnviz_report · {settings.model}",

@@ -10,6 +10,11 @@ Then one closing summary: status, accuracy, findings by severity, where the file
 Every stage and every batch also checks the interrupt flag (interrupts.py): a stage boundary is
 where a signal whose KeyboardInterrupt was swallowed (WeasyPrint does) still stops the run.
 
+Every stage is also timed, shown or not: each ``stage``/``bar`` call ends the stage before it, and
+``close`` ends the last. Listeners in ``STAGE_LISTENERS`` receive ``(label, seconds)`` for each
+stage that ends, so a harness learns where the time went from the pipeline itself, keyed by the
+label the pipeline gives, and a renamed function cannot move time out of sight.
+
 This module imports neither torch nor tqdm at import time: the CLI prints its first line through
 it before the heavy imports, so the user sees the run start at once."""
 
@@ -36,6 +41,7 @@ LOG_INTERVAL_S = 10.0
 TICK_S = 0.5
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 LISTED_CAUSES = 5
+STAGE_LISTENERS: list[Callable[[str, float], None]] = []
 
 
 class Progress:
@@ -51,6 +57,7 @@ class Progress:
         self._clock = clock
         self.started = clock()
         self._ticker: _Ticker | None = None
+        self._timed: tuple[str, float] | None = None  # (label, start) of the stage under way
 
     @staticmethod
     def _isatty(stream: TextIO) -> bool:
@@ -81,6 +88,7 @@ class Progress:
     def stage(self, text: str) -> None:
         """A stage begins (and the one before it ends)."""
         interrupts.check()
+        self._time_stage(text)
         if not self.enabled:
             return
         self._end_stage()
@@ -101,6 +109,7 @@ class Progress:
 
     def close(self) -> None:
         """Stops the stage clock, so that an error message is not drawn over by it."""
+        self._time_stage(None)
         self._end_stage()
 
     def __enter__(self) -> Progress:
@@ -108,6 +117,15 @@ class Progress:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _time_stage(self, label: str | None) -> None:
+        """Ends the timed stage under way (telling the listeners) and starts ``label``'s, if any."""
+        now = self._clock()
+        if self._timed is not None:
+            ended, start = self._timed
+            for listener in STAGE_LISTENERS:
+                listener(ended, now - start)
+        self._timed = None if label is None else (label, now)
 
     def _end_stage(self) -> None:
         if self._ticker is not None:
@@ -119,6 +137,7 @@ class Progress:
     @contextmanager
     def bar(self, text: str, *, total: int, unit: str) -> Iterator[Callable[[int], None]]:
         """Yields ``advance(n)``; the caller calls it once per batch."""
+        self._time_stage(text)
         if not self.enabled:
             yield lambda n: interrupts.check()
             return

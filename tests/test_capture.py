@@ -162,3 +162,62 @@ def test_saliency_capture_matches_autograd() -> None:
     np.testing.assert_allclose(result.activations, a.detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result.gradients, ga.numpy(), rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(result.input_gradients, gx.numpy(), rtol=1e-4, atol=1e-7)
+
+    # Without the input gradient the graph starts at the layer: the same layer gradients, and the
+    # model's parameters are left as they were (requires_grad restored, no .grad written).
+    flags = [p.requires_grad for p in model.parameters()]
+    recorded: list[bool] = []
+    handle = model.conv1.register_forward_hook(lambda _m, _i, out: recorded.append(out.requires_grad))
+    try:
+        layer_only = capture_saliency(model, x, targets, layer="conv2", device=CPU, input_gradients=False)
+    finally:
+        handle.remove()
+    assert recorded == [False]  # nothing before the layer enters the graph
+    assert layer_only.input_gradients is None
+    np.testing.assert_allclose(layer_only.activations, a.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer_only.gradients, ga.numpy(), rtol=1e-4, atol=1e-7)
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_saliency_capture_without_input_gradients_allows_an_in_place_layer_after_it() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4096, 10))
+    x, _ = synthetic_batch(2)
+    targets = torch.tensor([2, 5])
+    with_input = capture_saliency(model, x, targets, layer="0", device=CPU)
+    layer_only = capture_saliency(model, x, targets, layer="0", device=CPU, input_gradients=False)
+    np.testing.assert_allclose(layer_only.gradients, with_input.gradients, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(layer_only.activations, with_input.activations)
+    with pytest.raises(ModelError, match="does not lie on the path"):
+        capture_saliency(_UnusedBranch(), x, targets, layer="unused", device=CPU, input_gradients=False)
+
+
+class _UnusedBranch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = nn.Conv2d(3, 3, 1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.unused(x)
+        return self.head(x)
+
+
+def test_zero_count_and_scratch_buffers_of_the_reductions() -> None:
+    import threading
+
+    from nnviz_report.stats.moments import _buffers, count_nonzero, release_scratch, scratch
+
+    values = torch.tensor([0.0, -0.0, 1.5, float("nan"), -2.0, 0.0, float("inf")])
+    assert count_nonzero(values) == int(torch.count_nonzero(values)) == 4
+    assert count_nonzero(values.double()) == 4
+    first = scratch(torch.empty(6))
+    assert scratch(torch.empty(2, 3)).data_ptr() == first.data_ptr()  # reused, reshaped
+    assert scratch(torch.empty(6), torch.int32).dtype == torch.int32
+    other: list[int] = []
+    worker = threading.Thread(target=lambda: other.append(scratch(torch.empty(6)).data_ptr()))
+    worker.start()
+    worker.join()
+    assert other[0] != first.data_ptr()  # each thread has its own
+    release_scratch()
+    assert _buffers() == {}  # nothing of this thread's buffers outlives the capture

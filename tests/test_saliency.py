@@ -17,6 +17,7 @@ from nnviz_report.stats.saliency import (
     grad_cam,
     input_gradient_map,
     masking_score,
+    masking_scores,
     normalise_map,
     upsample,
 )
@@ -171,3 +172,20 @@ def test_masking_score_scalar_fill_and_validation():
         masking_score(model, image, np.ones((3, 3)), 0)
     with pytest.raises(ValueError, match="fraction"):
         masking_score(model, image, np.ones((4, 4)), 0, fraction=0.0)
+
+
+def test_masking_scores_equal_separate_calls_in_one_forward():
+    gen = torch.Generator().manual_seed(8)
+    images = [torch.rand(3, 10, 10, dtype=torch.float64, generator=gen) + 0.5 for _ in range(4)]
+    maps = [np.random.default_rng(i).random((10, 10)) for i in range(4)]
+    targets = [0, 1, 2, 3]
+    batched_model = _QuadrantModel()
+    batched = masking_scores(batched_model, images, maps, targets, fraction=0.3, seed=2)
+    separate = [masking_score(_QuadrantModel(), image, m, t, fraction=0.3, seed=2)
+                for image, m, t in zip(images, maps, targets, strict=True)]
+    assert len(batched_model.batches) == 1 and batched_model.batches[0].shape == (12, 3, 10, 10)
+    for got, expected in zip(batched, separate, strict=True):
+        assert got.salient_drop == pytest.approx(expected.salient_drop, abs=1e-12)
+        assert got.random_drop == pytest.approx(expected.random_drop, abs=1e-12)
+    with pytest.raises(ValueError, match="one each per map"):
+        masking_scores(batched_model, images, maps[:3], targets)

@@ -196,6 +196,39 @@ def test_grad_cam_in_the_section_equals_a_hand_split_reimplementation() -> None:
             assert Image.open(io.BytesIO(m.image.data)).size == (96, 96)
 
 
+def test_saliency_runs_one_gradient_pass_and_one_scoring_pass_equal_to_per_sample_calls() -> None:
+    """Both Grad-CAM targets and every deletion score come from batched passes (two forwards in
+    all, not two per target plus one per map), and the maps equal per-sample computations."""
+    from nnviz_report.capture import capture_saliency
+
+    model = tiny_cnn()
+    result, x, y, pixels = capture(model, n=12)
+    positions = list(SHOWCASE)
+    predicted = torch.from_numpy(result.logits[positions].argmax(axis=1))
+    forwards: list[int] = []
+    handle = model.register_forward_pre_hook(lambda _m, args: forwards.append(len(args[0])))
+    try:
+        section = saliency_section(model, x[positions], pixels[positions], y[positions], predicted,
+                                   positions=positions, layers=result.layers, gradcam_layer=None, device=CPU)
+    finally:
+        handle.remove()
+    assert forwards == [2 * len(positions), 3 * sum(len(sample.maps) for sample in section.samples)]
+    layer = section.gradcam_layer
+    assert layer is not None
+    for slot, sample in enumerate(section.samples):
+        for kind, targets in (("grad-cam-predicted", predicted), ("grad-cam-true", y[positions])):
+            alone = capture_saliency(model, x[positions][slot:slot + 1], targets[slot:slot + 1], layer=layer,
+                                     device=CPU)
+            expected = grad_cam(alone.activations[0], alone.gradients[0])
+            shown = [m for m in sample.maps if m.kind == kind]
+            if not shown:  # the true class's map is left out where it equals the predicted class's
+                assert kind == "grad-cam-true" and int(y[positions][slot]) == int(predicted[slot])
+                continue
+            cam = shown[0].cam
+            assert cam is not None
+            np.testing.assert_allclose(np.array(cam), expected, rtol=1e-5, atol=1e-7)
+
+
 def test_saliency_leaves_the_model_as_it_was() -> None:
     model = tiny_cnn()
     model.train()

@@ -4,7 +4,7 @@ each with a deletion score that says whether the map points at what the model us
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from ..figures.saliency import display_scaled, overlay_figure
 from ..hooks import model_session
 from ..report_model import SaliencyMapResult, SaliencySample, SaliencySection
 from ..stats import layout as layouts
-from ..stats.saliency import grad_cam, input_gradient_map, masking_score, upsample
+from ..stats.saliency import MaskingScore, grad_cam, input_gradient_map, masking_scores, upsample
 
 MASK_FRACTION = 0.2
 MIN_CAM_SIZE = 4
@@ -62,8 +62,7 @@ def saliency_section(model: nn.Module, inputs: Tensor, images: np.ndarray, label
     try:
         # The root module ("") stands in when there is no Grad-CAM layer: its hook sees the logits,
         # and the input gradient comes out of the same call.
-        by_prediction = capture_saliency(model, inputs, predicted, layer=layer or "", device=device)
-        by_label = capture_saliency(model, inputs, labels, layer=layer, device=device) if layer else None
+        by_prediction, by_label = _capture_both(model, inputs, predicted, labels, layer, device)
     except RuntimeError as exc:  # TorchScript modules refuse forward hooks
         return SaliencySection(None, None, source, f"Saliency was not possible: {str(exc).splitlines()[0]}",
                                MASK_FRACTION, (), "")
@@ -77,24 +76,52 @@ def saliency_section(model: nn.Module, inputs: Tensor, images: np.ndarray, label
         resolution = (int(by_prediction.activations.shape[2]), int(by_prediction.activations.shape[3]))
 
     size = (int(inputs.shape[2]), int(inputs.shape[3]))
-    samples = []
+    # Every map of every sample first, then all their deletion scores in one forward pass.
+    planned: list[tuple[int, str, int, np.ndarray, np.ndarray | None]] = []  # slot, kind, target, map, cam
+    for slot in range(len(inputs)):
+        assert by_prediction.input_gradients is not None
+        planned.append((slot, "input-gradient", int(predicted[slot]),
+                        input_gradient_map(by_prediction.input_gradients[slot]), None))
+        if by_label is not None:
+            kinds = [("grad-cam-predicted", by_prediction, int(predicted[slot]))]
+            if int(labels[slot]) != int(predicted[slot]):  # otherwise the same map as the predicted class's
+                kinds.append(("grad-cam-true", by_label, int(labels[slot])))
+            for kind, captured, target in kinds:
+                cam = grad_cam(captured.activations[slot], captured.gradients[slot])
+                planned.append((slot, kind, target, upsample(cam, size), cam))
     with model_session(model, device):
         def predict(batch: Tensor) -> Tensor:
             return torch.softmax(model(batch.to(device)).float(), dim=1)
 
-        for slot in range(len(inputs)):
-            image = inputs[slot].to(device)
-            pixels = image_pixels(images[slot])
-            maps = [_input_gradient_result(by_prediction, slot, int(predicted[slot]), predict, image, pixels)]
-            if by_label is not None:
-                maps.append(_cam_result("grad-cam-predicted", by_prediction, slot, int(predicted[slot]), size,
-                                        predict, image, pixels))
-                if int(labels[slot]) != int(predicted[slot]):  # otherwise the same map as the predicted class's
-                    maps.append(_cam_result("grad-cam-true", by_label, slot, int(labels[slot]), size,
-                                            predict, image, pixels))
-            samples.append(SaliencySample(slot, int(positions[slot]), int(labels[slot]), int(predicted[slot]),
-                                          tuple(maps)))
+        scores = masking_scores(predict, [inputs[slot].to(device) for slot, *_ in planned],
+                                [full for *_, full, _cam in planned], [target for _s, _k, target, *_ in planned],
+                                fraction=MASK_FRACTION, fill=0.0)
+    results: dict[int, list[SaliencyMapResult]] = {slot: [] for slot in range(len(inputs))}
+    for (slot, kind, target, full, cells), score in zip(planned, scores, strict=True):
+        results[slot].append(_map_result(kind, slot, target, full, cells, score, image_pixels(images[slot])))
+    samples = [SaliencySample(slot, int(positions[slot]), int(labels[slot]), int(predicted[slot]),
+                              tuple(results[slot])) for slot in range(len(inputs))]
     return SaliencySection(layer, resolution, source, note, MASK_FRACTION, tuple(samples), reshape)
+
+
+def _capture_both(model: nn.Module, inputs: Tensor, predicted: Tensor, labels: Tensor, layer: str | None,
+                  device: torch.device) -> tuple[SaliencyCapture, SaliencyCapture | None]:
+    """The predicted-class and the true-class gradients in one forward and one backward: the
+    showcase batch twice, the first copy scored by its predicted classes, the second by its labels.
+    Each sample's target logit depends on that sample alone (the model is in eval mode), so the
+    gradients are those of two separate calls. Without a Grad-CAM layer only the first is needed."""
+    if not layer:
+        return capture_saliency(model, inputs, predicted, layer="", device=device), None
+    count = len(inputs)
+    both = capture_saliency(model, torch.cat([inputs, inputs]), torch.cat([predicted, labels]), layer=layer,
+                            device=device)
+
+    def half(part: slice) -> SaliencyCapture:
+        assert both.input_gradients is not None
+        return dataclasses.replace(both, activations=both.activations[part], gradients=both.gradients[part],
+                                   input_gradients=both.input_gradients[part], probabilities=both.probabilities[part])
+
+    return half(slice(0, count)), half(slice(count, 2 * count))
 
 
 def _on_grid(captured: SaliencyCapture, layer: str, class_token: bool) -> tuple[SaliencyCapture, str]:
@@ -123,24 +150,15 @@ def _on_grid(captured: SaliencyCapture, layer: str, class_token: bool) -> tuple[
                                gradients=gradients.contiguous().numpy()), words
 
 
-def _input_gradient_result(captured: SaliencyCapture, slot: int, target: int,
-                           predict: Callable[[Tensor], Tensor], image: Tensor,
-                           pixels: np.ndarray) -> SaliencyMapResult:
-    saliency = input_gradient_map(captured.input_gradients[slot])
-    score = masking_score(predict, image, saliency, target, fraction=MASK_FRACTION, fill=0.0)
-    figure = overlay_figure(pixels, display_scaled(saliency), f"saliency-{slot}-input-gradient",
-                            f"Showcase sample {slot + 1}: {KIND_TITLES['input-gradient']}")
-    return SaliencyMapResult("input-gradient", target, score.salient_drop, score.random_drop, figure, None)
-
-
-def _cam_result(kind: str, captured: SaliencyCapture, slot: int, target: int, size: tuple[int, int],
-                predict: Callable[[Tensor], Tensor], image: Tensor, pixels: np.ndarray) -> SaliencyMapResult:
-    cam = grad_cam(captured.activations[slot], captured.gradients[slot])
-    full = upsample(cam, size)
-    score = masking_score(predict, image, full, target, fraction=MASK_FRACTION, fill=0.0)
-    top = float(full.max())
-    heat = np.clip(full / top, 0.0, 1.0) if top > 0 else np.zeros_like(full)
-    figure = overlay_figure(pixels, heat, f"saliency-{slot}-{kind}",
-                            f"Showcase sample {slot + 1}: {KIND_TITLES[kind]}")
-    return SaliencyMapResult(kind, target, score.salient_drop, score.random_drop, figure,
-                             tuple(tuple(float(v) for v in row) for row in cam))
+def _map_result(kind: str, slot: int, target: int, full: np.ndarray, cam: np.ndarray | None,
+                score: MaskingScore, pixels: np.ndarray) -> SaliencyMapResult:
+    """An input-gradient map (``cam`` None) is shown display-scaled; a Grad-CAM map relative to
+    its peak, with its layer-resolution values kept for the record."""
+    if cam is None:
+        heat = display_scaled(full)
+    else:
+        top = float(full.max())
+        heat = np.clip(full / top, 0.0, 1.0) if top > 0 else np.zeros_like(full)
+    figure = overlay_figure(pixels, heat, f"saliency-{slot}-{kind}", f"Showcase sample {slot + 1}: {KIND_TITLES[kind]}")
+    cells = None if cam is None else tuple(tuple(float(v) for v in row) for row in cam)
+    return SaliencyMapResult(kind, target, score.salient_drop, score.random_drop, figure, cells)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -94,12 +94,48 @@ def masking_score(
     ties rank by pixel index so the result is deterministic. The original and both masked images
     go to ``predict_proba`` in one batch, under ``torch.no_grad``.
     """
+    return masking_scores(predict_proba, [image], [saliency], [target], fraction=fraction, fill=fill, seed=seed)[0]
+
+
+def masking_scores(
+    predict_proba: Callable[[torch.Tensor], torch.Tensor],
+    images: Sequence[torch.Tensor],
+    saliencies: Sequence[np.ndarray],
+    targets: Sequence[int],
+    *,
+    fraction: float = 0.2,
+    fill: torch.Tensor | float = 0.0,
+    seed: int = 0,
+) -> list[MaskingScore]:
+    """:func:`masking_score` of each ``(image, saliency, target)`` triple, all of them in one call of
+    ``predict_proba`` (three images per triple: original, salient pixels removed, random pixels
+    removed), so a report's dozen maps cost one forward pass instead of a dozen. Every triple
+    draws the same seeded random pixels, as separate calls with the same ``seed`` would."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if not (len(images) == len(saliencies) == len(targets)):
+        raise ValueError(f"{len(images)} images, {len(saliencies)} maps and {len(targets)} targets: one each per map")
+    batches = [_masked_batch(image, _array(saliency), fraction, fill, seed)
+               for image, saliency in zip(images, saliencies, strict=True)]
+    if not batches:
+        return []
+    with torch.no_grad():
+        probs = predict_proba(torch.cat(batches)).detach().to("cpu", torch.float64)
+    scores = []
+    for item, target in enumerate(targets):
+        original, after_salient, after_random = (float(p) for p in probs[3 * item:3 * item + 3, target])
+        scores.append(MaskingScore(salient_drop=original - after_salient, random_drop=original - after_random,
+                                   fraction=fraction))
+    return scores
+
+
+def _masked_batch(image: torch.Tensor, sal: np.ndarray, fraction: float, fill: torch.Tensor | float,
+                  seed: int) -> torch.Tensor:
+    """``(3, C, H, W)``: the image, the image without its most salient pixels, and without as many
+    seeded random pixels."""
     if image.ndim != 3:
         raise ValueError(f"image must be (C, H, W), got shape {tuple(image.shape)}")
     height, width = image.shape[-2:]
-    sal = _array(saliency)
     if sal.shape != (height, width):
         raise ValueError(f"saliency shape {sal.shape} does not match the image's {(height, width)}")
     pixels = height * width
@@ -114,10 +150,4 @@ def masking_score(
     if fill_t.ndim == 1:
         fill_t = fill_t.reshape(-1, 1, 1)
     masked = torch.where(keep_t, image.unsqueeze(0), fill_t)
-    batch = torch.cat([image.unsqueeze(0), masked])
-    with torch.no_grad():
-        probs = predict_proba(batch)[:, target].detach().to("cpu", torch.float64)
-    original, after_salient, after_random = (float(p) for p in probs)
-    return MaskingScore(
-        salient_drop=original - after_salient, random_drop=original - after_random, fraction=fraction
-    )
+    return torch.cat([image.unsqueeze(0), masked])
