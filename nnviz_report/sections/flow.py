@@ -138,6 +138,7 @@ def folded_links(graph: FlowGraph, layer_paths: Sequence[str], anchors: Anchors)
 # is shorter. A diagram at most FITS_ONE_PAGE high is drawn once, scaled by the print CSS.
 PAGE_WIDTH = 688
 PAGE_WINDOW = 900
+SHRINK_TO_ONE_PAGE = 0.8
 FIRST_PAGE_WINDOW = 640
 FITS_ONE_PAGE = 1075
 MAX_PRINT_PAGES = 3
@@ -168,6 +169,9 @@ def print_pages(svg: str) -> tuple[Figure, ...]:
     while len(windows) > MAX_PRINT_PAGES:
         scale *= 0.92
         windows = print_windows(height, nodes, scale)
+    if len(windows) == 2 and height * scale * SHRINK_TO_ONE_PAGE <= PAGE_WINDOW:
+        # Two windows where a modest shrink makes one: a page of its own, whole, at ≥ 80 % of its size.
+        scale, windows = PAGE_WINDOW / height, [(0.0, height)]
     pages: list[Figure] = []
     for top, bottom in windows:
         window = bottom - top
