@@ -14,11 +14,10 @@ from nnviz_report.stats.calibration import (
     calibrated_reference_ece,
     expected_calibration_error,
     maximum_calibration_error,
-    mcnemar_exact_p,
     negative_log_likelihood,
     reliability,
-    wilson_interval,
 )
+from nnviz_report.stats.intervals import mcnemar_exact_p, wilson_interval
 
 
 def loop_bins(confidences: list[float], correct: list[bool], bins: int) -> list[tuple[int, float, float]]:

@@ -22,7 +22,7 @@ from nnviz_report.probes import run_probes
 from nnviz_report.report_model import SCHEMA_VERSION, Change, RobustnessComparison
 from nnviz_report.robustness_checks import calibration_findings, corruption_findings, robustness_loss_findings
 from nnviz_report.sections.robustness import robustness_comparison, robustness_section
-from nnviz_report.stats.calibration import wilson_interval
+from nnviz_report.stats.intervals import wilson_interval
 
 PER_CLASS = 2
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def test_checks_warn_on_miscalibration_and_a_large_drop_only() -> None:
 
 def test_robustness_loss_needs_both_size_and_significance() -> None:
     def comparison(delta: float, base_only: int, head_only: int) -> RobustnessComparison:
-        from nnviz_report.stats.calibration import mcnemar_exact_p
+        from nnviz_report.stats.intervals import mcnemar_exact_p
 
         zero = Change(0.0, 0.0, 0.0)
         return RobustnessComparison(zero, zero, zero, zero, Change(0.8, 0.8 + delta, delta), (), 1000,

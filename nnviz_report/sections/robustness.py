@@ -32,12 +32,11 @@ from ..stats.calibration import (
     calibrated_reference_ece,
     expected_calibration_error,
     maximum_calibration_error,
-    mcnemar_exact_p,
     negative_log_likelihood,
     reliability,
     softmax,
-    wilson_interval,
 )
+from ..stats.intervals import mcnemar_exact_p, wilson_interval
 
 THUMBNAIL_SCALE = 3
 

@@ -132,31 +132,3 @@ def calibrated_reference_ece(confidences: np.ndarray, bins: int = DEFAULT_BINS, 
     index = bin_index(conf, bins)[None, :] + bins * np.arange(resamples)[:, None]
     sums = np.bincount(index.ravel(), weights=(hits - conf).ravel(), minlength=resamples * bins)
     return float((np.abs(sums.reshape(resamples, bins)).sum(axis=1) / len(conf)).mean())
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion (z = 1.96: 95 %). Unlike p ± z·se it stays inside
-    [0, 1] and keeps its coverage near 0 and 1, where accuracies under corruption often sit."""
-    if n <= 0:
-        return math.nan, math.nan
-    p = successes / n
-    denominator = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def mcnemar_exact_p(base_only: int, head_only: int) -> float:
-    """Two-sided exact McNemar test on paired outcomes: ``base_only`` pairs right only on the
-    base side, ``head_only`` right only on the head side. Under no change the discordant pairs
-    split 50/50 (binomial with p = ½)."""
-    n = base_only + head_only
-    if n == 0:
-        return 1.0
-    k = min(base_only, head_only)
-    # In log space: the pooled pairs of a whole corruption suite run into the tens of thousands.
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2.0)
-             for i in range(k + 1)]
-    top = max(terms)
-    tail = math.exp(top) * sum(math.exp(t - top) for t in terms)
-    return min(1.0, 2.0 * tail)

@@ -25,8 +25,11 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     z2 = z * z
     centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
     half = z / (1 + z2 / trials) * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials))
-    # At 0 or n successes one bound is exactly 0 or 1; rounding must not push it past.
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 or n successes one bound is exactly 0 or 1 (centre and half cancel); rounding must
+    # neither push it past nor leave it a hair short.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
 
 
 def mcnemar_exact_p(fixed: int, broken: int) -> float:
@@ -43,6 +46,10 @@ def mcnemar_exact_p(fixed: int, broken: int) -> float:
     if n == 0:
         return 1.0
     k = min(fixed, broken)
-    # Exact integer arithmetic for the tail, then one division: no underflow for n in the thousands.
-    tail = sum(math.comb(n, i) for i in range(k + 1))
+    # Exact integer arithmetic for the tail, then one division: no underflow for n in the thousands
+    # (a corruption suite pools tens of thousands of pairs); each binomial term from the one before.
+    tail, term = 0, 1
+    for i in range(k + 1):
+        tail += term
+        term = term * (n - i) // (i + 1)
     return min(1.0, 2 * tail / 2**n)
