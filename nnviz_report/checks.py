@@ -238,10 +238,10 @@ def _non_finite(inputs: CheckInputs, t: Thresholds) -> _Outcome:
     found = []
     for p in inputs.params:
         if p.nonfinite_weights:
-            found.append(Finding("non-finite", "fail", p.module_path or p.name, float(p.nonfinite_weights), "0",
+            found.append(Finding("non-finite", "fail", p.owner, float(p.nonfinite_weights), "0",
                                  f"{p.name} holds {p.nonfinite_weights} NaN or infinite weights.", p.anchor))
         if p.nonfinite_grads:
-            found.append(Finding("non-finite", "fail", p.module_path or p.name, float(p.nonfinite_grads), "0",
+            found.append(Finding("non-finite", "fail", p.owner, float(p.nonfinite_grads), "0",
                                  f"The gradient of {p.name} has {p.nonfinite_grads} NaN or infinite entries.",
                                  p.anchor))
     for layer in inputs.layers:
@@ -287,21 +287,21 @@ def _weight_params(params: Sequence[ParamStats]) -> list[ParamStats]:
 def _vanishing(inputs: CheckInputs, t: Thresholds) -> _Outcome:
     weights = _weight_params(inputs.params)
     found = [
-        Finding("vanishing-gradient", "warn", p.module_path or p.name, p.ratio, f"≥ {t.grad_ratio_low:g}",
+        Finding("vanishing-gradient", "warn", p.owner, p.ratio, f"≥ {t.grad_ratio_low:g}",
                 f"The gradient of {p.name} is {p.ratio:.2g} of its weight norm: this layer barely learns.", p.anchor)
         for p in weights if p.ratio is not None and p.ratio < t.grad_ratio_low
     ]
     if not weights:
         return _Outcome(found, None, "no weight tensor", note="nothing to judge: no weight with a gradient")
     worst = min(weights, key=lambda p: p.ratio or 0.0)
-    return _Outcome(found, worst.ratio, f"lowest ‖g‖/‖w‖ {worst.ratio:.2g}", worst.module_path or worst.name,
+    return _Outcome(found, worst.ratio, f"lowest ‖g‖/‖w‖ {worst.ratio:.2g}", worst.owner,
                     worst.anchor)
 
 
 def _exploding(inputs: CheckInputs, t: Thresholds) -> _Outcome:
     weights = _weight_params(inputs.params)
     found = [
-        Finding("exploding-gradient", "warn", p.module_path or p.name, p.ratio, f"≤ {t.grad_ratio_high:g}",
+        Finding("exploding-gradient", "warn", p.owner, p.ratio, f"≤ {t.grad_ratio_high:g}",
                 f"The gradient of {p.name} is {p.ratio:.2g} times its weight norm: one step could overwrite the "
                 "layer.", p.anchor)
         for p in weights if p.ratio is not None and p.ratio > t.grad_ratio_high
@@ -309,7 +309,7 @@ def _exploding(inputs: CheckInputs, t: Thresholds) -> _Outcome:
     if not weights:
         return _Outcome(found, None, "no weight tensor", note="nothing to judge: no weight with a gradient")
     worst = max(weights, key=lambda p: p.ratio or 0.0)
-    return _Outcome(found, worst.ratio, f"highest ‖g‖/‖w‖ {worst.ratio:.2g}", worst.module_path or worst.name,
+    return _Outcome(found, worst.ratio, f"highest ‖g‖/‖w‖ {worst.ratio:.2g}", worst.owner,
                     worst.anchor)
 
 

@@ -142,7 +142,7 @@ def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds
                                        robustness=robustness), thresholds)
     findings = list(checklist.findings)
     layers = [dataclasses.replace(row, severity=_worst_for(findings, row.name, row.module_path)) for row in layers]
-    params = [dataclasses.replace(p, severity=_worst_for(findings, None, p.module_path or p.name)) for p in params]
+    params = [dataclasses.replace(p, severity=_worst_for(findings, None, p.owner)) for p in params]
     return Statistics(perf, layers, params, findings, checklist.verdict)
 
 

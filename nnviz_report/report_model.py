@@ -152,6 +152,12 @@ class ParamStats:
     nonfinite_grads: int
     severity: str
 
+    @property
+    def owner(self) -> str:
+        """What a finding about this tensor names: its module, or for a root-level parameter
+        (a ViT's ``cls_token``) the parameter itself rather than "whole model"."""
+        return self.module_path or self.name
+
 
 @dataclasses.dataclass(frozen=True)
 class ShowcaseSample:
