@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from nnviz_report.checks import load_thresholds
+from nnviz_report.checks.robustness import calibration_findings, corruption_findings, robustness_loss_findings
 from nnviz_report.cli import main
 from nnviz_report.corruptions import SEVERITIES, SUITE
 from nnviz_report.data import load_sample
@@ -20,7 +21,6 @@ from nnviz_report.errors import ConfigError
 from nnviz_report.models import load_model
 from nnviz_report.probes import run_probes
 from nnviz_report.report_model import SCHEMA_VERSION, Change, RobustnessComparison
-from nnviz_report.robustness_checks import calibration_findings, corruption_findings, robustness_loss_findings
 from nnviz_report.sections.robustness import robustness_comparison, robustness_section
 from nnviz_report.stats.intervals import wilson_interval
 

@@ -1,6 +1,6 @@
 """Checks on calibration and corruption robustness, returning the report's Finding type.
 
-Thresholds (defaults in checks.Thresholds, overridable in the TOML's [thresholds] table):
+Thresholds (defaults in checks.thresholds.Thresholds, overridable in the TOML's [thresholds] table):
 
 - ``ece_warn`` = 0.10, on the ECE in excess of its sampling floor. Uncalibrated modern CIFAR-10
   networks show an ECE of about 0.03–0.05 on the full test split (Guo et al., 2017: ResNet-110
@@ -22,7 +22,7 @@ Thresholds (defaults in checks.Thresholds, overridable in the TOML's [thresholds
 
 from __future__ import annotations
 
-from .report_model import Finding, RobustnessComparison, RobustnessSection
+from ..report_model import Finding, RobustnessComparison, RobustnessSection
 
 SIGNIFICANCE = 0.05
 

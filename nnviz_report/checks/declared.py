@@ -1,10 +1,6 @@
-"""The checklist: a declared list of checks, each with thresholds a TOML file can override.
-
-Checks read the report model's plain numbers and return, for every declared check, its status
-(passes and checks that did not run included), its worst measured value and where, and the
-findings it raised; they never look at the model itself. Every finding names the check, the
-place, the measured value, the threshold and a sentence a person understands. Severities come
-from :class:`config.Severity`, the one scale the rows, the diagram and the --fail-on gate share.
+"""The declared checks: one function per check over the statistics and sections, and ``CHECKS``,
+the list the checklist runs in this order. Each returns its findings, its worst measured value and
+where, or that it did not run and why.
 
 Sampled numbers are judged with their 95 % Wilson interval, not the point value:
 
@@ -21,14 +17,8 @@ import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-import tomllib
-
-from .config import Severity
-from .errors import ConfigError, one_line
-from .report_model import (
-    CheckResult,
+from ..report_model import (
     CompareSection,
     Finding,
     LayerStats,
@@ -37,56 +27,10 @@ from .report_model import (
     RobustnessComparison,
     RobustnessSection,
     SaliencySection,
-    Verdict,
     WeightsSection,
 )
-from .robustness_checks import calibration_findings, corruption_findings, robustness_loss_findings
-
-# Layers whose zeros mean "switched off": dead channels are judged only after these.
-
-
-@dataclasses.dataclass(frozen=True)
-class Thresholds:
-    """Defaults and why (README "Checks and thresholds" lists the same)."""
-
-    # A quarter of a layer's channels silent is capacity lost; half is a layer that mostly does nothing.
-    dead_channels_warn: float = 0.25
-    dead_channels_fail: float = 0.50
-    # One SGD step at a usual learning rate (1e-3 … 1e-1) moves a layer by lr·ratio of its norm.
-    grad_ratio_low: float = 1e-6
-    grad_ratio_high: float = 10.0
-    grad_spread_orders: float = 4.0
-    saturation_warn: float = 0.30
-    min_accuracy: float | None = None
-    # On CIFAR-10's balanced sample each class is 10 % of the images: a model that puts half of
-    # them into one class is ignoring its input (untrained, or weights not loaded).
-    chance_collapse_share: float = 0.5
-    # A saliency map that removes no more of the class's probability than as many random pixels
-    # does not show what the model uses; "most samples" is more than this share of them.
-    saliency_worse_share: float = 0.5
-    # WeightWatcher's empirical band (Martin & Mahoney, 2021): well-trained layers have a power-law
-    # exponent α between 2 and 6; below 2 is over-fitted or damaged, above 6 is near random. A
-    # fit whose Kolmogorov–Smirnov distance exceeds alpha_ks_max is too loose to judge (info only).
-    alpha_low: float = 2.0
-    alpha_high: float = 6.0
-    alpha_ks_max: float = 0.1
-    # Compare: the usual 5 % level for McNemar's test; with 10 images per class one image moves
-    # a class's accuracy by 10 pp, so a drop beyond 20 pp is three or more images of one class.
-    compare_p_value: float = 0.05
-    class_drop_warn: float = 0.20
-    # ...and at least this many images of the class lost: on a small sample (--per-class 2) one
-    # image is 50 pp, and one or two images flip between any two checkpoints.
-    class_drop_min_images: float = 3
-    # Calibration and robustness; the rationale for each default is in robustness_checks.py.
-    ece_warn: float = 0.10
-    corruption_drop_warn: float = 0.25
-    robustness_loss_warn: float = 0.02
-
-
-# Thresholds that are fractions (shares, probabilities), checked to lie in [0, 1].
-_FRACTIONS = ("dead_channels_warn", "dead_channels_fail", "saturation_warn", "min_accuracy", "chance_collapse_share",
-              "saliency_worse_share", "alpha_ks_max", "compare_p_value", "class_drop_warn", "ece_warn",
-              "corruption_drop_warn", "robustness_loss_warn")
+from .robustness import calibration_findings, corruption_findings, robustness_loss_findings
+from .thresholds import Thresholds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +49,7 @@ class CheckInputs:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Outcome:
+class Outcome:
     findings: list[Finding]
     worst_value: float | None
     measured: str
@@ -121,107 +65,8 @@ class Check:
     title: str
     tests: str
     threshold: Callable[[Thresholds], str]
-    run: Callable[[CheckInputs, Thresholds], _Outcome]
+    run: Callable[[CheckInputs, Thresholds], Outcome]
 
-
-def load_thresholds(path: Path | None, *, min_accuracy: float | None = None) -> Thresholds:
-    """Defaults, overridden by a TOML file's ``[thresholds]`` table, then by --min-accuracy."""
-    values: dict[str, object] = {}
-    if path is not None:
-        if path.exists() and not path.is_file() and not path.is_dir():  # /dev/zero, a FIFO: never ends
-            raise ConfigError(f"config file {one_line(path)} is not a regular file; pass a TOML file with --config")
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {one_line(path)} does not exist; check the --config path") from None
-        except OSError as exc:  # a folder, a file without read permission
-            raise ConfigError(f"config file {one_line(path)} cannot be read ({one_line(exc.strerror)}); "
-                              "pass a TOML file with --config") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML ({exc})") from None
-        table = document.get("thresholds", {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"config file {path}: [thresholds] must be a table")
-        known = {f.name for f in dataclasses.fields(Thresholds)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(
-                f"config file {path}: unknown thresholds {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        for key, value in table.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ConfigError(f"config file {path}: threshold {key} must be a number, got {one_line(value, 60)}")
-            # nan would make every comparison false and silently disable its check; a 5000-digit
-            # integer does not fit a float.
-            try:
-                number = float(value)
-            except OverflowError:
-                number = math.inf
-            if not math.isfinite(number):
-                raise ConfigError(f"config file {path}: threshold {key} must be a finite number, "
-                                  f"got {one_line(value, 40)}")
-            values[key] = number
-    if min_accuracy is not None:
-        values["min_accuracy"] = min_accuracy
-    thresholds = Thresholds(**values)  # type: ignore[arg-type]
-    for name in _FRACTIONS:
-        value = getattr(thresholds, name)
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise ConfigError(f"threshold {name} must be between 0 and 1, got {value:g}")
-    if thresholds.dead_channels_warn > thresholds.dead_channels_fail:
-        raise ConfigError("dead_channels_warn must not exceed dead_channels_fail")
-    if thresholds.grad_ratio_low >= thresholds.grad_ratio_high:
-        raise ConfigError("grad_ratio_low must be below grad_ratio_high")
-    if thresholds.alpha_low >= thresholds.alpha_high:
-        raise ConfigError("alpha_low must be below alpha_high")
-    return thresholds
-
-
-@dataclasses.dataclass(frozen=True)
-class Checklist:
-    findings: tuple[Finding, ...]  # worst first, then in declared order
-    verdict: Verdict
-
-
-def run_checks(inputs: CheckInputs, thresholds: Thresholds) -> Checklist:
-    """Every declared check over ``inputs``; the verdict and its counts are computed here, once."""
-    results: list[CheckResult] = []
-    findings: list[Finding] = []
-    for check in CHECKS:
-        outcome = check.run(inputs, thresholds)
-        status = Severity.worst(f.severity for f in outcome.findings).value if outcome.ran else "off"
-        results.append(CheckResult(
-            id=check.id, title=check.title, tests=check.tests, threshold=check.threshold(thresholds), status=status,
-            worst_value=outcome.worst_value, measured=outcome.measured, where=outcome.where, anchor=outcome.anchor,
-            findings=len(outcome.findings), note=outcome.note))
-        findings += outcome.findings
-    order = {c.id: i for i, c in enumerate(CHECKS)}
-    findings.sort(key=lambda f: (-Severity.rank_of(f.severity), order[f.check]))
-    return Checklist(tuple(findings), verdict_of(tuple(results), findings))
-
-
-def verdict_of(checks: tuple[CheckResult, ...], findings: Sequence[Finding]) -> Verdict:
-    """Checks worst first (fail, warn, info, pass, then those that did not run), declared order within."""
-    ran = [c for c in checks if c.status != "off"]
-    checks = tuple(sorted(checks, key=lambda c: -1 if c.status == "off" else Severity.rank_of(c.status), reverse=True))
-
-    def count(items: Sequence[CheckResult] | Sequence[Finding], status: str) -> int:
-        return sum(1 for item in items if (item.status if isinstance(item, CheckResult) else item.severity) == status)
-
-    return Verdict(
-        status=Severity.worst(c.status for c in ran).value,
-        checks=checks,
-        checks_fail=count(ran, "fail"), checks_warn=count(ran, "warn"), checks_info=count(ran, "info"),
-        checks_pass=count(ran, "pass"), checks_off=len(checks) - len(ran),
-        findings_fail=count(findings, "fail"), findings_warn=count(findings, "warn"),
-        findings_info=count(findings, "info"),
-        passed=tuple(c.title for c in ran if c.status == "pass"),
-        off=tuple(c.title for c in checks if c.status == "off"),
-    )
-
-
-def worst_severity(findings: Sequence[Finding]) -> str:
-    return Severity.worst(f.severity for f in findings).value
 
 
 def _pct(x: float) -> str:
@@ -234,7 +79,7 @@ def _interval(low: float, high: float) -> str:
 
 # ---- the checks ------------------------------------------------------------------------------
 
-def _non_finite(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _non_finite(inputs: CheckInputs, t: Thresholds) -> Outcome:
     found = []
     for p in inputs.params:
         if p.nonfinite_weights:
@@ -254,11 +99,11 @@ def _non_finite(inputs: CheckInputs, t: Thresholds) -> _Outcome:
                                  "values.", layer.anchor))
     total = sum(f.value or 0 for f in found)
     first = found[0] if found else None
-    return _Outcome(found, total, f"{int(total)} non-finite values",
+    return Outcome(found, total, f"{int(total)} non-finite values",
                     first.layer if first else None, first.anchor if first else None)
 
 
-def _dead_channels(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _dead_channels(inputs: CheckInputs, t: Thresholds) -> Outcome:
     found = []
     # dead_channels is counted only after rectifiers (None elsewhere)
     rectified = [layer for layer in inputs.layers if layer.dead_channels is not None and layer.channels]
@@ -272,9 +117,9 @@ def _dead_channels(inputs: CheckInputs, t: Thresholds) -> _Outcome:
                 f"{layer.dead_channels} of {layer.channels} channels after {layer.name} are zero for every "
                 f"sample ({fraction:.0%}); they pass nothing on and learn nothing.", layer.anchor))
     if not rectified:
-        return _Outcome(found, None, "no rectifier layer", note="nothing to judge: no ReLU-like layer with channels")
+        return Outcome(found, None, "no rectifier layer", note="nothing to judge: no ReLU-like layer with channels")
     worst = max(rectified, key=lambda layer: layer.dead_fraction)
-    return _Outcome(found, worst.dead_fraction,
+    return Outcome(found, worst.dead_fraction,
                     f"{worst.dead_fraction:.0%} ({worst.dead_channels} of {worst.channels} channels)",
                     worst.name, worst.anchor)
 
@@ -284,7 +129,7 @@ def _weight_params(params: Sequence[ParamStats]) -> list[ParamStats]:
     return [p for p in params if len(p.shape) > 1 and p.ratio is not None and math.isfinite(p.ratio)]
 
 
-def _vanishing(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _vanishing(inputs: CheckInputs, t: Thresholds) -> Outcome:
     weights = _weight_params(inputs.params)
     found = [
         Finding("vanishing-gradient", "warn", p.owner, p.ratio, f"≥ {t.grad_ratio_low:g}",
@@ -292,13 +137,13 @@ def _vanishing(inputs: CheckInputs, t: Thresholds) -> _Outcome:
         for p in weights if p.ratio is not None and p.ratio < t.grad_ratio_low
     ]
     if not weights:
-        return _Outcome(found, None, "no weight tensor", note="nothing to judge: no weight with a gradient")
+        return Outcome(found, None, "no weight tensor", note="nothing to judge: no weight with a gradient")
     worst = min(weights, key=lambda p: p.ratio or 0.0)
-    return _Outcome(found, worst.ratio, f"lowest ‖g‖/‖w‖ {worst.ratio:.2g}", worst.owner,
+    return Outcome(found, worst.ratio, f"lowest ‖g‖/‖w‖ {worst.ratio:.2g}", worst.owner,
                     worst.anchor)
 
 
-def _exploding(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _exploding(inputs: CheckInputs, t: Thresholds) -> Outcome:
     weights = _weight_params(inputs.params)
     found = [
         Finding("exploding-gradient", "warn", p.owner, p.ratio, f"≤ {t.grad_ratio_high:g}",
@@ -307,16 +152,16 @@ def _exploding(inputs: CheckInputs, t: Thresholds) -> _Outcome:
         for p in weights if p.ratio is not None and p.ratio > t.grad_ratio_high
     ]
     if not weights:
-        return _Outcome(found, None, "no weight tensor", note="nothing to judge: no weight with a gradient")
+        return Outcome(found, None, "no weight tensor", note="nothing to judge: no weight with a gradient")
     worst = max(weights, key=lambda p: p.ratio or 0.0)
-    return _Outcome(found, worst.ratio, f"highest ‖g‖/‖w‖ {worst.ratio:.2g}", worst.owner,
+    return Outcome(found, worst.ratio, f"highest ‖g‖/‖w‖ {worst.ratio:.2g}", worst.owner,
                     worst.anchor)
 
 
-def _gradient_spread(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _gradient_spread(inputs: CheckInputs, t: Thresholds) -> Outcome:
     positive = [p.ratio for p in _weight_params(inputs.params) if p.ratio is not None and p.ratio > 0]
     if len(positive) < 2:
-        return _Outcome([], None, "fewer than two weights", note="nothing to judge: fewer than two weight tensors")
+        return Outcome([], None, "fewer than two weights", note="nothing to judge: fewer than two weight tensors")
     spread = math.log10(max(positive) / min(positive))
     found = []
     if spread > t.grad_spread_orders:
@@ -324,10 +169,10 @@ def _gradient_spread(inputs: CheckInputs, t: Thresholds) -> _Outcome:
             "gradient-spread", "warn", None, spread, f"≤ {t.grad_spread_orders:g} orders",
             f"‖gradient‖/‖weight‖ spans {spread:.1f} orders of magnitude across depth: layers learn at very "
             "different speeds.", "gradient-flow"))
-    return _Outcome(found, spread, f"{spread:.1f} orders of magnitude", None, "gradient-flow")
+    return Outcome(found, spread, f"{spread:.1f} orders of magnitude", None, "gradient-flow")
 
 
-def _saturation(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _saturation(inputs: CheckInputs, t: Thresholds) -> Outcome:
     bounded = [layer for layer in inputs.layers if layer.saturation is not None]
     found = [
         Finding("saturation", "warn", layer.name, layer.saturation, f"≤ {t.saturation_warn:.0%}",
@@ -336,17 +181,17 @@ def _saturation(inputs: CheckInputs, t: Thresholds) -> _Outcome:
         for layer in bounded if layer.saturation is not None and layer.saturation > t.saturation_warn
     ]
     if not bounded:
-        return _Outcome(found, None, "no sigmoid or tanh layer", note="nothing to judge: no sigmoid or tanh layer")
+        return Outcome(found, None, "no sigmoid or tanh layer", note="nothing to judge: no sigmoid or tanh layer")
     worst = max(bounded, key=lambda layer: layer.saturation or 0.0)
-    return _Outcome(found, worst.saturation, f"{worst.saturation:.0%} of outputs at a limit", worst.name, worst.anchor)
+    return Outcome(found, worst.saturation, f"{worst.saturation:.0%} of outputs at a limit", worst.name, worst.anchor)
 
 
-def _min_accuracy(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _min_accuracy(inputs: CheckInputs, t: Thresholds) -> Outcome:
     perf = inputs.performance
     ci = perf.accuracy_interval
     measured = f"{_pct(perf.accuracy)} {_interval(ci.low, ci.high)}, n = {len(perf.labels)}"
     if t.min_accuracy is None:
-        return _Outcome([], perf.accuracy, measured, None, "summary-accuracy",
+        return Outcome([], perf.accuracy, measured, None, "summary-accuracy",
                         note="off: set --min-accuracy or min_accuracy in the [thresholds] of --config", ran=False)
     floor = t.min_accuracy
     found = []
@@ -360,11 +205,11 @@ def _min_accuracy(inputs: CheckInputs, t: Thresholds) -> _Outcome:
                              f"Accuracy on the sample is {perf.accuracy:.1%}, but its 95 % interval "
                              f"{_interval(ci.low, ci.high)} straddles the required {floor:.1%}: this sample cannot "
                              "tell; use a larger --per-class.", "summary-accuracy"))
-    return _Outcome(found, perf.accuracy, measured, None, "summary-accuracy",
+    return Outcome(found, perf.accuracy, measured, None, "summary-accuracy",
                     note="fail when the interval's upper bound is below the threshold, warn when it straddles it")
 
 
-def _chance_level(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _chance_level(inputs: CheckInputs, t: Thresholds) -> Outcome:
     perf = inputs.performance
     n = len(perf.labels)
     classes = len(perf.per_class_accuracy)
@@ -385,18 +230,18 @@ def _chance_level(inputs: CheckInputs, t: Thresholds) -> _Outcome:
             "chance-level", "fail", None, share, f"≤ {t.chance_collapse_share:.0%} in one class",
             f"{share:.0%} of the {n} samples are predicted {inputs.class_names[top_class]}: the predictions have "
             "collapsed onto one class; the weights look untrained or not loaded.", "summary-accuracy"))
-    return _Outcome(found, ci.low, measured, None, "summary-accuracy",
+    return Outcome(found, ci.low, measured, None, "summary-accuracy",
                     note="fail when the 95 % interval's lower bound is at or below chance")
 
 
 SALIENCY_KINDS = (("grad-cam-predicted", "Grad-CAM"), ("input-gradient", "input gradient"))
 
 
-def _saliency_sanity(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _saliency_sanity(inputs: CheckInputs, t: Thresholds) -> Outcome:
     section = inputs.saliency
     if section is None or not section.samples:
         why = section.note if section is not None and section.note else "no showcase sample"
-        return _Outcome([], None, "not measured", note=f"off: {why}", ran=False)
+        return Outcome([], None, "not measured", note=f"off: {why}", ran=False)
     names = inputs.class_names
     found, parts, worst_share, worst_where = [], [], -1.0, None
     for kind, label in SALIENCY_KINDS:
@@ -416,15 +261,15 @@ def _saliency_sanity(inputs: CheckInputs, t: Thresholds) -> _Outcome:
                 f"many random pixels on {len(worse)} of {len(judged)} showcase samples ({where}): there the map "
                 "does not show what the model uses.", "saliency"))
     if not parts:
-        return _Outcome([], None, "not measured", note="off: no saliency map was computed", ran=False)
-    return _Outcome(found, worst_share, "; ".join(parts), worst_where, "saliency")
+        return Outcome([], None, "not measured", note="off: no saliency map was computed", ran=False)
+    return Outcome(found, worst_share, "; ".join(parts), worst_where, "saliency")
 
 
-def _weight_spectra(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _weight_spectra(inputs: CheckInputs, t: Thresholds) -> Outcome:
     section = inputs.weights
     fitted = [row for row in section.rows if row.alpha is not None] if section is not None else []
     if not fitted:
-        return _Outcome([], None, "no tensor fitted",
+        return Outcome([], None, "no tensor fitted",
                         note="off: no weight tensor has enough eigenvalues for a power-law fit", ran=False)
     found = []
 
@@ -445,14 +290,14 @@ def _weight_spectra(inputs: CheckInputs, t: Thresholds) -> _Outcome:
         found.append(Finding("weight-spectra", "warn" if good else "info", row.module_path, row.alpha,
                              f"{t.alpha_low:g} ≤ α ≤ {t.alpha_high:g}", message, row.anchor))
     worst = max(fitted, key=lambda row: outside(row.alpha or 0.0))
-    return _Outcome(found, worst.alpha, f"α = {worst.alpha:.2f} ({len(found)} of {len(fitted)} fitted tensors outside)",
+    return Outcome(found, worst.alpha, f"α = {worst.alpha:.2f} ({len(found)} of {len(fitted)} fitted tensors outside)",
                     worst.name, worst.anchor)
 
 
-def _accuracy_drop(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _accuracy_drop(inputs: CheckInputs, t: Thresholds) -> Outcome:
     c = inputs.compare
     if c is None:
-        return _Outcome([], None, "not measured", note="off: runs in compare mode", ran=False)
+        return Outcome([], None, "not measured", note="off: runs in compare mode", ran=False)
     measured = (f"{_pct(c.accuracy.base or 0.0)} → {_pct(c.accuracy.head or 0.0)}, McNemar p = {c.mcnemar_p:.2g} "
                 f"({c.changed_fixed} fixed, {c.changed_broken} broken)")
     found = []
@@ -463,44 +308,44 @@ def _accuracy_drop(inputs: CheckInputs, t: Thresholds) -> _Outcome:
             f"The head gets {c.changed_broken} samples wrong that the base got right and fixes only "
             f"{c.changed_fixed}: accuracy drops {_pct(c.accuracy.base or 0.0)} → {_pct(c.accuracy.head or 0.0)}, "
             f"significant by McNemar's exact test (p = {c.mcnemar_p:.2g}).", "compare"))
-    return _Outcome(found, c.mcnemar_p, measured, None, "compare",
+    return Outcome(found, c.mcnemar_p, measured, None, "compare",
                     note="fail when the head is worse and McNemar's exact test is significant")
 
 
-def _calibration(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _calibration(inputs: CheckInputs, t: Thresholds) -> Outcome:
     r = inputs.robustness
     if r is None:
-        return _Outcome([], None, "not measured", note="off: the calibration probe did not run", ran=False)
+        return Outcome([], None, "not measured", note="off: the calibration probe did not run", ran=False)
     cal = r.calibration
     excess = cal.ece - cal.ece_calibrated_reference
-    return _Outcome(calibration_findings(r, t.ece_warn), excess,
+    return Outcome(calibration_findings(r, t.ece_warn), excess,
                     f"ECE {cal.ece:.3f}, sampling floor {cal.ece_calibrated_reference:.3f}", None, "calibration")
 
 
-def _corruption_drop(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _corruption_drop(inputs: CheckInputs, t: Thresholds) -> Outcome:
     r = inputs.robustness
     if r is None or not r.summaries:
-        return _Outcome([], None, "not measured", note="off: the corruption probe did not run", ran=False)
+        return Outcome([], None, "not measured", note="off: the corruption probe did not run", ran=False)
     worst = max(r.summaries, key=lambda s: s.drop_at_check)
-    return _Outcome(corruption_findings(r, t.corruption_drop_warn), worst.drop_at_check,
+    return Outcome(corruption_findings(r, t.corruption_drop_warn), worst.drop_at_check,
                     f"largest drop {100 * worst.drop_at_check:.0f} points ({worst.title.lower()})", worst.title,
                     "corruption-summary")
 
 
-def _robustness_loss(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _robustness_loss(inputs: CheckInputs, t: Thresholds) -> Outcome:
     k = inputs.robustness_compare
     if k is None or k.mean_corruption_accuracy.delta is None:
-        return _Outcome([], None, "not measured", note="off: runs in compare mode with both probes", ran=False)
+        return Outcome([], None, "not measured", note="off: runs in compare mode with both probes", ran=False)
     delta = k.mean_corruption_accuracy.delta
     p = f", McNemar p = {k.p_value:.2g}" if k.p_value is not None else ""
-    return _Outcome(robustness_loss_findings(k, t.robustness_loss_warn), -delta,
+    return Outcome(robustness_loss_findings(k, t.robustness_loss_warn), -delta,
                     f"{100 * delta:+.1f} points{p}", None, "robustness-compare")
 
 
-def _class_drop(inputs: CheckInputs, t: Thresholds) -> _Outcome:
+def _class_drop(inputs: CheckInputs, t: Thresholds) -> Outcome:
     c = inputs.compare
     if c is None:
-        return _Outcome([], None, "not measured", note="off: runs in compare mode", ran=False)
+        return Outcome([], None, "not measured", note="off: runs in compare mode", ran=False)
     names = inputs.class_names
     drops = [(-(ch.delta or 0.0), i, ch) for i, ch in enumerate(c.per_class_accuracy) if ch.delta is not None]
     counts = inputs.performance.per_class_count
@@ -512,9 +357,9 @@ def _class_drop(inputs: CheckInputs, t: Thresholds) -> _Outcome:
         if drop > t.class_drop_warn + 1e-12 and round(drop * counts[i]) >= t.class_drop_min_images
     ]
     if not drops:
-        return _Outcome(found, None, "no class on both sides")
+        return Outcome(found, None, "no class on both sides")
     drop, i, _ = max(drops)
-    return _Outcome(found, -drop, f"largest change {-100 * drop:+.0f} pp", names[i], "compare-classes")
+    return Outcome(found, -drop, f"largest change {-100 * drop:+.0f} pp", names[i], "compare-classes")
 
 
 CHECKS = (
