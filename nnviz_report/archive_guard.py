@@ -1,19 +1,41 @@
-"""An archived report.json is untrusted input: bounded parsing and a type check of every field
-compare reads, so a crafted archive (a list where an object belongs, a missing field, a
-prediction out of range, a 5000-digit integer, 200 000 levels of nesting) is a one-line
-SchemaError naming the field, never a traceback deep inside the comparison."""
+"""An archived report.json is untrusted input: bounded parsing, then the parts compare reads,
+read back into the report model's own dataclasses by :func:`report_json.from_jsonable`, which
+checks every field's type as it reads; then the values a type cannot vouch for (a prediction
+out of range, an unknown severity). A crafted archive (a list where an object belongs, a missing
+field, a 5000-digit integer, 200 000 levels of nesting) is a one-line SchemaError naming the
+field, never a traceback deep inside the comparison.
+
+Schema 1.0 archives are still read: they lack the checklist (which checks ran), the accuracy
+intervals and the layers' layouts. The intervals are computed here from the predictions and
+labels every version records, exactly as a current run computes them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from .errors import SchemaError, one_line
+from . import __version__
+from .config import Severity
+from .errors import ConfigError, SchemaError, one_line
+from .report_json import from_jsonable
+from .report_model import (
+    READABLE_SCHEMA_VERSIONS,
+    Environment,
+    Finding,
+    LayerStats,
+    ModelInfo,
+    ParamStats,
+    Performance,
+    RobustnessSection,
+    SampleInfo,
+    Verdict,
+)
+from .sections.summary import LOSS_NOTE, wilson
 
 MAX_INT_DIGITS = 30  # no count or index in a report comes near this
 NUM_CLASSES = 10
-SEVERITIES = ("pass", "warn", "fail")
 
 
 def load_json(text: str, what: str) -> Any:
@@ -31,100 +53,106 @@ def load_json(text: str, what: str) -> Any:
         raise SchemaError(f"{what} is nested too deeply to be a report.json") from None
 
 
-class _Fields:
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def fail(self, where: str, expected: str, value: Any) -> SchemaError:
-        got = "missing" if value is _MISSING else f"a {type(value).__name__}"
-        return SchemaError(f"{self.what}: {where} must be {expected}, but it is {got}; "
-                           "the file is damaged or not a report.json written by nnviz_report")
-
-    def get(self, parent: Mapping[str, Any], key: str, where: str, expected: str,
-            test: Callable[[Any], bool]) -> Any:
-        value = parent.get(key, _MISSING)
-        if value is _MISSING or not test(value):
-            raise self.fail(where, expected, value)
-        return value
+@dataclasses.dataclass(frozen=True)
+class ArchivedLayers:
+    layers: tuple[LayerStats, ...]
 
 
-_MISSING = object()
+@dataclasses.dataclass(frozen=True)
+class ArchivedParams:
+    params: tuple[ParamStats, ...]
 
 
-def _is_dict(v: Any) -> bool:
-    return isinstance(v, dict)
+@dataclasses.dataclass(frozen=True)
+class ArchivedReport:
+    """The parts of a report.json that compare reads, under the names and paths :class:`Report`
+    gives them (``activations.layers``, ``gradients.params``), as its own dataclasses."""
+
+    schema_version: str
+    model: ModelInfo
+    sample: SampleInfo
+    environment: Environment
+    performance: Performance
+    findings: tuple[Finding, ...]
+    activations: ArchivedLayers
+    gradients: ArchivedParams
+    verdict: Verdict | None = None  # None: schema 1.0, which did not record which checks ran
+    robustness: RobustnessSection | None = None  # None: made before the robustness probes
 
 
-def _is_list(v: Any) -> bool:
-    return isinstance(v, list)
+def read_archived_report(path: Path) -> ArchivedReport:
+    what = f"--base-json {path.name}"
+    if path.exists() and not path.is_file():  # a folder, /dev/zero, a FIFO
+        raise SchemaError(f"--base-json {path} is not a regular file; pass an archived report.json")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"--base-json {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"--base-json {path} cannot be read ({exc})") from None
+    record = load_json(text, f"--base-json {path}")
+    if not isinstance(record, dict) or "schema_version" not in record:
+        raise SchemaError(f"--base-json {path} has no schema_version; it is not an nnviz_report report.json")
+    version = record["schema_version"]
+    if version not in READABLE_SCHEMA_VERSIONS:
+        raise SchemaError(
+            f"{what} has report schema version {one_line(repr(version), 40)}, which nnviz_report {__version__} "
+            f"cannot read (it reads {', '.join(READABLE_SCHEMA_VERSIONS)}); rebuild the base report with this version")
+    if version == "1.0":
+        record = _upgrade_1_0(record)
+    archived = from_jsonable(ArchivedReport, record, what=what)
+    _check_values(archived, what)
+    return archived
 
 
-def _is_str(v: Any) -> bool:
-    return isinstance(v, str)
+def _upgrade_1_0(record: dict[str, Any]) -> dict[str, Any]:
+    """A 1.0 record with the parts 1.1 added that compare reads: the performance's counts and
+    intervals, from its labels and confusion matrix. The layers' layouts, which 1.0 did not record
+    and compare does not read, become "generic". Anything malformed is left for the reader to name."""
+    performance = record.get("performance")
+    if isinstance(performance, dict) and not {"correct", "accuracy_interval"} & set(performance):
+        try:
+            labels, predictions = performance["labels"], performance["predictions"]
+            confusion = performance["confusion"]
+            correct = sum(1 for label, predicted in zip(labels, predictions, strict=True) if label == predicted)
+            counts = [sum(row) for row in confusion]
+            performance = {
+                **performance, "correct": correct, "accuracy_interval": wilson(correct, len(labels)),
+                "per_class_count": counts,
+                "per_class_interval": [wilson(confusion[c][c], counts[c]) for c in range(len(confusion))],
+                "loss_interval": None, "loss_note": LOSS_NOTE,
+            }
+            record = {**record, "performance": _plain(performance)}
+        except (KeyError, TypeError, IndexError, ValueError):
+            pass
+    activations = record.get("activations")
+    if isinstance(activations, dict) and isinstance(activations.get("layers"), list):
+        layers = [{"layout": "generic", "layout_note": "", **row} if isinstance(row, dict) else row
+                  for row in activations["layers"]]
+        record = {**record, "activations": {**activations, "layers": layers}}
+    return record
 
 
-def _is_opt_str(v: Any) -> bool:
-    return v is None or isinstance(v, str)
+def _plain(value: Any) -> Any:
+    """Intervals (dataclasses) as report.json writes them."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_opt_number(v: Any) -> bool:
-    # NaN and infinities are allowed: report.json writes non-finite numbers as null, and compare
-    # treats a non-finite number as missing anyway.
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-
-def check_compare_fields(record: Mapping[str, Any], what: str) -> None:
-    """Every field of ``record`` that compare reads has the type (and range) a report.json gives it."""
-    f = _Fields(what)
-    model = f.get(record, "model", "'model'", "an object", _is_dict)
-    f.get(model, "spec", "model.spec", "a string", _is_str)
-    f.get(model, "checkpoint_name", "model.checkpoint_name", "a string or null", _is_opt_str)
-    f.get(model, "checkpoint_sha256", "model.checkpoint_sha256", "a string or null", _is_opt_str)
-    sample = f.get(record, "sample", "'sample'", "an object", _is_dict)
-    f.get(sample, "fingerprint", "sample.fingerprint", "a string", _is_str)
-    environment = f.get(record, "environment", "'environment'", "an object", _is_dict)
-    f.get(environment, "nnviz_report", "environment.nnviz_report", "a string", _is_str)
-    performance = f.get(record, "performance", "'performance'", "an object", _is_dict)
-    for key in ("accuracy", "loss"):
-        f.get(performance, key, f"performance.{key}", "a number or null", _is_opt_number)
-    per_class = f.get(performance, "per_class_accuracy", "performance.per_class_accuracy", "a list", _is_list)
-    for i, value in enumerate(per_class):
-        if not _is_opt_number(value):
-            raise f.fail(f"performance.per_class_accuracy[{i}]", "a number or null", value)
-    predictions = f.get(performance, "predictions", "performance.predictions", "a list", _is_list)
-    for i, value in enumerate(predictions):
-        if not _is_int(value) or not 0 <= value < NUM_CLASSES:
-            raise SchemaError(f"{what}: performance.predictions[{i}] is {one_line(repr(value), 40)}, "
-                              f"not a class number from 0 to {NUM_CLASSES - 1}; the file is damaged")
-    activations = f.get(record, "activations", "'activations'", "an object", _is_dict)
-    layers = f.get(activations, "layers", "activations.layers", "a list", _is_list)
-    for i, row in enumerate(layers):
-        if not _is_dict(row):
-            raise f.fail(f"activations.layers[{i}]", "an object", row)
-        for key in ("name", "module_path", "type"):
-            f.get(row, key, f"activations.layers[{i}].{key}", "a string", _is_str)
-        for key in ("mean", "std", "zero_fraction", "dead_channels", "grad_rms"):
-            if not _is_opt_number(row.get(key)):
-                raise f.fail(f"activations.layers[{i}].{key}", "a number or null", row.get(key))
-    gradients = f.get(record, "gradients", "'gradients'", "an object", _is_dict)
-    params = f.get(gradients, "params", "gradients.params", "a list", _is_list)
-    for i, row in enumerate(params):
-        if not _is_dict(row):
-            raise f.fail(f"gradients.params[{i}]", "an object", row)
-        f.get(row, "name", f"gradients.params[{i}].name", "a string", _is_str)
-        f.get(row, "ratio", f"gradients.params[{i}].ratio", "a number or null", _is_opt_number)
-    findings = f.get(record, "findings", "'findings'", "a list", _is_list)
-    for i, row in enumerate(findings):
-        if not _is_dict(row):
-            raise f.fail(f"findings[{i}]", "an object", row)
-        for key in ("check", "message"):
-            f.get(row, key, f"findings[{i}].{key}", "a string", _is_str)
-        for key in ("layer", "anchor"):
-            f.get(row, key, f"findings[{i}].{key}", "a string or null", _is_opt_str)
-        f.get(row, "value", f"findings[{i}].value", "a number or null", _is_opt_number)
-        f.get(row, "severity", f"findings[{i}].severity", "one of pass, warn, fail",
-              lambda v: isinstance(v, str) and v in SEVERITIES)
+def _check_values(archived: ArchivedReport, what: str) -> None:
+    """What a type cannot say: class numbers in range, severities on the one scale."""
+    for name, values in (("predictions", archived.performance.predictions), ("labels", archived.performance.labels)):
+        for i, value in enumerate(values):
+            if not 0 <= value < NUM_CLASSES:
+                raise SchemaError(f"{what}: performance.{name}[{i}] is {value}, not a class number from 0 to "
+                                  f"{NUM_CLASSES - 1}; the file is damaged")
+    known = [s.value for s in Severity]
+    for i, finding in enumerate(archived.findings):
+        if finding.severity not in known:
+            raise SchemaError(f"{what}: findings[{i}].severity is {one_line(repr(finding.severity), 40)}, not one "
+                              f"of {', '.join(known)}; the file is damaged")

@@ -1,12 +1,15 @@
-"""The one place that knows every stage: load → capture → statistics → checks → figures →
-report model → files. Everything is written into a temporary folder beside the output and
-moved into place only when complete (see output.py), so a failed or interrupted run leaves
-the previous report untouched and no partial file behind."""
+"""The one skeleton every command runs: prepare (settings → output folder, device, thresholds,
+sample, models) → analyse (capture → statistics → checks, per checkpoint) → build (the report
+model) → publish (files). ``report`` analyses one checkpoint; ``compare`` analyses two, or one
+and an archive, and adds the comparison (compare.py) before publishing. Files are written into a
+temporary folder beside the output and moved into place only when complete (see output.py), so
+a failed or interrupted run leaves the previous report untouched and no partial file behind."""
 
 from __future__ import annotations
 
 import dataclasses
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +18,14 @@ import torchvision
 
 from . import __version__
 from .capture import CaptureResult, choose_showcase, predict_classes, run_capture
-from .checks import CheckInputs, Thresholds, load_thresholds, run_checks, worst_severity
+from .checks import CheckInputs, Thresholds, load_thresholds, run_checks
 from .config import ReportSettings, Severity
 from .corruptions import SEVERITIES, SUITE
 from .data import SampleSet, load_sample, normalise
 from .errors import ConfigError
 from .figures.common import image_pixels, png_figure
 from .models import LoadedModel, load_model
-from .output import FILE_NAMES, prepare_output_dir, write_outputs  # noqa: F401 (compare imports them from here)
+from .output import prepare_output_dir, write_outputs
 from .probes import run_probes
 from .progress import Progress
 from .report_model import (
@@ -41,10 +44,10 @@ from .report_model import (
     Verdict,
     WeightsSection,
 )
-from .sections.activations import activations_section, layer_stats
+from .sections.activations import activations_section, layer_measurements, layer_stats
 from .sections.anchors import Anchors
 from .sections.flow import flow_section
-from .sections.gradients import gradients_section, param_stats
+from .sections.gradients import gradients_section, param_measurements, param_stats
 from .sections.robustness import robustness_section
 from .sections.saliency import saliency_section
 from .sections.slices import slices_section
@@ -71,27 +74,106 @@ def generate_report(**options: object) -> ReportResult:
 
 def run(settings: ReportSettings, *, progress: Progress | None = None) -> ReportResult:
     """``progress``: the CLI's, already showing its first line; by default one from settings."""
+    prepared = prepare(settings, progress)
+    report = build_report(prepared, analyse(prepared, prepared.models[0]))
+    return publish(prepared, report)
+
+
+# ---- prepare: settings → output folder, device, thresholds, sample, models ---------------------
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """Everything a command's analysis starts from, checked and loaded once."""
+
+    settings: ReportSettings
+    progress: Progress
+    out_dir: Path
+    device: torch.device
+    thresholds: Thresholds
+    sample: SampleSet
+    models: tuple[LoadedModel, ...]  # settings.weights's model first, then one per extra checkpoint
+
+
+def prepare(settings: ReportSettings, progress: Progress | None = None, *,
+            extra_weights: Sequence[Path] = ()) -> Prepared:
+    """Cheap checks first (output folder, device, thresholds), so that bad input fails before any
+    data or model is loaded; then the sample and the models: ``settings.weights`` and, for compare,
+    ``extra_weights`` (the same architecture with other checkpoints)."""
     progress = progress or Progress(enabled=settings.progress)
     out_dir = prepare_output_dir(settings.out_dir, settings.formats)
     device = resolve_device(settings.device)
     thresholds = load_thresholds(settings.config_file, min_accuracy=settings.min_accuracy)
-    torch.manual_seed(settings.seed)
-
     progress.stage("loading data")
     sample = load_sample(settings.data, per_class=settings.per_class, data_root=settings.data_root,
                          download=settings.download)
-    progress.stage("loading model")
-    loaded = load_model(settings.model, weights=settings.weights, trust_checkpoint=settings.trust_checkpoint)
+    progress.stage("loading models" if extra_weights else "loading model")
+    models = tuple(_load(settings, weights) for weights in (settings.weights, *extra_weights))
+    return Prepared(settings, progress, out_dir, device, thresholds, sample, models)
 
-    report = build_report(loaded, sample, settings, thresholds, device, progress)
-    paths = write_outputs(report, settings, out_dir, progress)
-    progress.close()  # ends the last stage (and its timing); the CLI's closing lines follow
-    return ReportResult(report, paths, exit_code_for(report.findings, settings.fail_on))
+
+def _load(settings: ReportSettings, weights: Path | None) -> LoadedModel:
+    # Seeded before each model: one without weights gets the same random initial weights on every route.
+    torch.manual_seed(settings.seed)
+    return load_model(settings.model, weights=weights, trust_checkpoint=settings.trust_checkpoint)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but CUDA is not available here; use --device cpu")
+    return torch.device(name)
+
+
+# ---- analyse: capture → statistics → checks ------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """One checkpoint over the sample: what its report is built from and what compare compares."""
+
+    loaded: LoadedModel
+    capture: CaptureResult
+    anchors: Anchors  # the in-page anchors handed out so far; the report's later sections add theirs
+    performance: Performance
+    layers: tuple[LayerStats, ...]
+    params: tuple[ParamStats, ...]
+    weights: WeightsSection | None  # None: no weight matrix or kernel
+    saliency: SaliencySection | None  # None: no showcase sample, or not asked for
+    robustness: RobustnessSection
+    findings: tuple[Finding, ...]  # worst first
+    verdict: Verdict
+
+
+def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency: bool = True) -> Analysis:
+    """``side``: "head" or "base" in compare mode, added to the progress lines. ``saliency=False``
+    leaves the saliency maps (and so their check) out: compare's base, whose maps are not shown."""
+    settings, progress, sample = prepared.settings, prepared.progress, prepared.sample
+    suffix = f" ({side})" if side else ""
+    torch.manual_seed(settings.seed)  # each side starts from the same state, as a plain report run does
+    capture = capture_sample(loaded, sample, settings, prepared.device, progress, label=f"capture{suffix}")
+    robustness = robustness_probe(loaded, sample, settings, prepared.device, progress, capture)
+
+    # Weights, saliency and the probes come before the checks, which judge them too.
+    progress.stage(f"figures{suffix}")
+    anchors = Anchors()
+    weights = weights_section(weight_tensors(loaded.module), anchors, capture.first_conv)
+    maps = None
+    positions = list(capture.showcase_positions)
+    if saliency and positions:
+        progress.stage("saliency")
+        maps = saliency_section(
+            loaded.module, normalise(sample.images[positions]), sample.images[positions].numpy(),
+            sample.labels[positions], torch.from_numpy(capture.logits[positions].argmax(axis=1)),
+            positions=positions, layers=capture.layers, gradcam_layer=settings.gradcam_layer, device=prepared.device)
+
+    progress.stage(f"statistics and checks{suffix}")
+    stats = statistics(capture, sample, prepared.thresholds, anchors, weights=weights, saliency=maps,
+                       robustness=robustness)
+    return Analysis(loaded, capture, anchors, stats.performance, tuple(stats.layers), tuple(stats.params), weights,
+                    maps, robustness, tuple(stats.findings), stats.verdict)
 
 
 def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
                    progress: Progress, *, label: str = "capture") -> CaptureResult:
-    """The one forward+backward pass over the sample; compare mode runs it once per checkpoint."""
+    """The one forward+backward pass over the sample."""
     inputs = normalise(sample.images)
     predicted: list[int] | None
     confidence: list[float] | None
@@ -110,15 +192,6 @@ def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSetti
                            device=device, showcase_positions=showcase_positions, progress=advance)
 
 
-@dataclasses.dataclass(frozen=True)
-class Statistics:
-    performance: Performance
-    layers: list[LayerStats]
-    params: list[ParamStats]
-    findings: list[Finding]
-    verdict: Verdict
-
-
 def robustness_probe(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
                      progress: Progress, capture: CaptureResult) -> RobustnessSection:
     """Calibration of the captured logits, and the corruption suite through the model (forward only)."""
@@ -130,55 +203,45 @@ def robustness_probe(loaded: LoadedModel, sample: SampleSet, settings: ReportSet
                               thumbnail_position=position, seed=settings.seed)
 
 
+@dataclasses.dataclass(frozen=True)
+class Statistics:
+    performance: Performance
+    layers: list[LayerStats]
+    params: list[ParamStats]
+    findings: list[Finding]
+    verdict: Verdict
+
+
 def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds, anchors: Anchors, *,
                weights: WeightsSection | None = None, saliency: SaliencySection | None = None,
                robustness: RobustnessSection | None = None) -> Statistics:
-    """Plain numbers and the checklist from a capture, each row marked with its worst finding.
-    Without ``weights``, ``saliency`` or ``robustness`` (compare's base side) the checks on them are off."""
+    """Plain numbers, the checklist over them, then the table rows, each with its worst finding.
+    Without ``weights``, ``saliency`` or ``robustness`` the checks on them are off."""
     perf = performance(capture.logits, capture.losses, sample.labels.numpy())
-    layers = layer_stats(capture.layers, anchors)
-    params = param_stats(capture.params, anchors)
+    layers = layer_measurements(capture.layers, anchors)
+    params = param_measurements(capture.params, anchors)
     checklist = run_checks(CheckInputs(layers, params, perf, sample.class_names, weights, saliency,
                                        robustness=robustness), thresholds)
     findings = list(checklist.findings)
-    layers = [dataclasses.replace(row, severity=_worst_for(findings, row.name, row.module_path)) for row in layers]
-    params = [dataclasses.replace(p, severity=_worst_for(findings, None, p.owner)) for p in params]
-    return Statistics(perf, layers, params, findings, checklist.verdict)
+    return Statistics(perf, layer_stats(layers, findings), param_stats(params, findings), findings, checklist.verdict)
 
 
-def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, thresholds: Thresholds,
-                 device: torch.device, progress: Progress, *, capture: CaptureResult | None = None) -> Report:
-    """``capture``: a capture of this model and sample already run (compare mode reuses it)."""
-    if capture is None:
-        capture = capture_sample(loaded, sample, settings, device, progress)
-    robustness = robustness_probe(loaded, sample, settings, device, progress, capture)
+# ---- build: the report model, and publish: the files --------------------------------------------
 
-    # Weights, saliency and the probes come before the checks, which judge them too.
-    progress.stage("figures")
-    anchors = Anchors()
+def build_report(prepared: Prepared, analysis: Analysis) -> Report:
+    """The report model of one analysed checkpoint: the analysis and the sections drawn from it."""
+    settings, progress, sample = prepared.settings, prepared.progress, prepared.sample
+    loaded, capture, anchors = analysis.loaded, analysis.capture, analysis.anchors
     module = loaded.module
-    positions = list(capture.showcase_positions)
-    showcase_images = sample.images[positions].numpy()
-    weights = weights_section(weight_tensors(module), anchors, capture.first_conv)
-    saliency = None
-    if positions:
-        progress.stage("saliency")
-        saliency = saliency_section(
-            module, normalise(sample.images[positions]), showcase_images, sample.labels[positions],
-            torch.from_numpy(capture.logits[positions].argmax(axis=1)), positions=positions,
-            layers=capture.layers, gradcam_layer=settings.gradcam_layer, device=device)
-
-    progress.stage("statistics and checks")
-    stats = statistics(capture, sample, thresholds, anchors, weights=weights, saliency=saliency,
-                       robustness=robustness)
-    perf, layers, params, findings = stats.performance, stats.layers, stats.params, stats.findings
+    showcase_images = sample.images[list(capture.showcase_positions)].numpy()
     slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
     flow = None
     if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
         progress.stage("flow diagram")
         example = normalise(sample.images[:2]).to(next(module.parameters(), torch.empty(0)).device)
-        flow = flow_section(module, example, layers, params, anchors, direction=settings.graph_direction,
-                            fold=settings.graph_fold, group_depth=settings.graph_group_depth)
+        flow = flow_section(module, example, analysis.layers, analysis.params, anchors,
+                            direction=settings.graph_direction, fold=settings.graph_fold,
+                            group_depth=settings.graph_group_depth)
     progress.stage("tables")  # the summary, activation and gradient sections, built below
     return Report(
         schema_version=SCHEMA_VERSION,
@@ -191,26 +254,28 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
         ),
         sample=SampleInfo(sample.source, sample.per_class, sample.count, sample.fingerprint, sample.class_names,
                           NORMALISATION, sample.indices),
-        environment=environment(settings, device),
+        environment=environment(settings, prepared.device),
         settings=tuple(settings.describe().items()),
-        performance=perf,
-        findings=tuple(findings),
-        verdict=stats.verdict,
+        performance=analysis.performance,
+        findings=analysis.findings,
+        verdict=analysis.verdict,
         showcase=showcase(sample, capture),
-        summary=summary_section(perf, sample.class_names),
-        activations=activations_section(capture.layers, layers),
-        gradients=gradients_section(params, capture.first_conv, thresholds),
-        weights=weights,
+        summary=summary_section(analysis.performance, sample.class_names),
+        activations=activations_section(capture.layers, analysis.layers),
+        gradients=gradients_section(analysis.params, capture.first_conv, prepared.thresholds),
+        weights=analysis.weights,
         slices=slices,
-        saliency=saliency,
+        saliency=analysis.saliency,
         flow=flow,
-        robustness=robustness,
+        robustness=analysis.robustness,
     )
 
 
-def _worst_for(findings: list[Finding], layer: str | None, module_path: str) -> str:
-    relevant = [f for f in findings if f.layer is not None and f.layer in (layer, module_path)]
-    return worst_severity(relevant)
+def publish(prepared: Prepared, report: Report) -> ReportResult:
+    """Every requested file, staged and moved into place together; the exit code of the gate."""
+    paths = write_outputs(report, prepared.settings, prepared.out_dir, prepared.progress)
+    prepared.progress.close()  # ends the last stage (and its timing); the CLI's closing lines follow
+    return ReportResult(report, paths, exit_code_for(report.findings, prepared.settings.fail_on))
 
 
 def showcase(sample: SampleSet, capture: CaptureResult) -> tuple[ShowcaseSample, ...]:
@@ -233,12 +298,6 @@ def environment(settings: ReportSettings, device: torch.device) -> Environment:
         device_name = f"{device} ({torch.cuda.get_device_name(device)})"
     return Environment(__version__, torch.__version__, torchvision.__version__, platform.python_version(),
                        device_name, settings.seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but CUDA is not available here; use --device cpu")
-    return torch.device(name)
 
 
 def exit_code_for(findings: tuple[Finding, ...] | list[Finding], fail_on: Severity | None) -> int:

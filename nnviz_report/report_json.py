@@ -141,6 +141,10 @@ class _Reader:
     def _union(self, hint: Any, args: tuple[Any, ...], value: Any, path: str) -> Any:
         if value is None and _NONE_TYPE in args:
             return None
+        others = [arg for arg in args if arg is not _NONE_TYPE]
+        if len(others) == 1 and dataclasses.is_dataclass(others[0]) and isinstance(value, dict):
+            # An optional section that is there: the field inside it that is wrong is the news.
+            return self.read(others[0], value, path)
         for arg in args:
             if arg is _NONE_TYPE:
                 continue

@@ -90,7 +90,9 @@ class Performance:
 class Finding:
     check: str
     severity: str  # "info" | "warn" | "fail" (config.Severity)
-    layer: str | None
+    layer: str | None  # where: a layer's call name (LayerStats.name) for a finding about its output or gradient;
+    # the owner (ParamStats.owner: its module path, or a root-level parameter's name) for one about a tensor;
+    # a corruption's title for corruption-drop; null for one about the whole model
     value: float | None
     threshold: str
     message: str
@@ -105,8 +107,10 @@ class HistogramData:
 
 
 @dataclasses.dataclass(frozen=True)
-class LayerStats:
-    name: str
+class LayerMeasurements:
+    """A layer's numbers as the checks read them; :class:`LayerStats` adds the verdict on them."""
+
+    name: str  # call name: the module path, with "#k" for the k-th call of a module called more than once
     module_path: str
     anchor: str
     type: str
@@ -129,7 +133,6 @@ class LayerStats:
     # cross-entropy on the true labels averaged over all N images of the sample: it scales as 1/N, not per image
     grad_max_abs: float | None
     grad_nonfinite: int
-    severity: str  # worst finding on this layer: "pass" | "info" | "warn" | "fail"
 
     @property
     def dead_fraction(self) -> float:
@@ -137,7 +140,18 @@ class LayerStats:
 
 
 @dataclasses.dataclass(frozen=True)
-class ParamStats:
+class LayerStats(LayerMeasurements):
+    severity: str  # worst finding on this layer (its call name or its module path): "pass" | "info" | "warn" | "fail"
+
+    @classmethod
+    def judged(cls, measured: LayerMeasurements, severity: str) -> LayerStats:
+        return cls(**_fields_of(measured), severity=severity)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamMeasurements:
+    """A parameter tensor's numbers as the checks read them; :class:`ParamStats` adds the verdict on them."""
+
     name: str
     module_path: str
     anchor: str
@@ -150,13 +164,25 @@ class ParamStats:
     max_abs_grad: float
     nonfinite_weights: int
     nonfinite_grads: int
-    severity: str
 
     @property
     def owner(self) -> str:
         """What a finding about this tensor names: its module, or for a root-level parameter
         (a ViT's ``cls_token``) the parameter itself rather than "whole model"."""
         return self.module_path or self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamStats(ParamMeasurements):
+    severity: str  # worst finding about this tensor's owner: "pass" | "info" | "warn" | "fail"
+
+    @classmethod
+    def judged(cls, measured: ParamMeasurements, severity: str) -> ParamStats:
+        return cls(**_fields_of(measured), severity=severity)
+
+
+def _fields_of(measured: LayerMeasurements | ParamMeasurements) -> dict[str, Any]:
+    return {f.name: getattr(measured, f.name) for f in dataclasses.fields(measured)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,6 +466,13 @@ class Change:
     base: float | None
     head: float | None
     delta: float | None
+
+    @classmethod
+    def of(cls, base: float | None, head: float | None) -> Change:
+        """A non-finite side counts as missing: there is no difference to show."""
+        b = base if base is not None and math.isfinite(base) else None
+        h = head if head is not None and math.isfinite(head) else None
+        return cls(b, h, h - b if b is not None and h is not None else None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -130,6 +130,15 @@ _CONTINUATION = re.compile(r"^\s+#\s*(.+?)\s*$")
 
 
 def _field_comments(cls: type) -> dict[str, str]:
+    """Comments of ``cls``'s fields, those it inherits from dataclass bases included."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            comments.update(_own_field_comments(klass))
+    return comments
+
+
+def _own_field_comments(cls: type) -> dict[str, str]:
     try:
         source = inspect.getsource(cls)
     except (OSError, TypeError):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from nnviz_report.archive_guard import read_archived_report
 from nnviz_report.cli import main
 from nnviz_report.render.markdown import md_escape
 
@@ -44,22 +45,27 @@ def _set(record: dict[str, Any], path: str, value: Any) -> None:
 
 _DELETE = object()
 CRAFTED = {
-    "findings is an object": ("findings", {}, r"'findings' must be a list"),
-    "performance is a list": ("performance", [], r"'performance' must be an object"),
-    "layers is an object": ("activations.layers", {"a": 1}, r"activations\.layers must be a list"),
+    "findings is an object": ("findings", {}, r"findings must be an array, but it is an object"),
+    "performance is a list": ("performance", [], r"performance must be an object, but it is an array"),
+    "layers is an object": ("activations.layers", {"a": 1}, r"activations\.layers must be an array"),
     "layer row is a list": ("activations.layers.0", [1, 2], r"activations\.layers\[0\] must be an object"),
-    "missing layer name": ("activations.layers.0.name", _DELETE, r"activations\.layers\[0\]\.name must be a "
-                                                                 r"string, but it is missing"),
+    "missing layer name": ("activations.layers.0.name", _DELETE, r"activations\.layers\[0\]\.name must be "
+                                                                 r"text, but it is missing"),
     "metric is a string": ("activations.layers.0.mean", "big", r"activations\.layers\[0\]\.mean must be a number"),
-    "missing predictions": ("performance.predictions", _DELETE, r"performance\.predictions must be a list"),
+    "missing predictions": ("performance.predictions", _DELETE, r"performance\.predictions must be an array, but it "
+                                                                r"is missing"),
     "prediction out of range": ("performance.predictions.0", 11, r"predictions\[0\] is 11, not a class number"),
-    "prediction is a float": ("performance.predictions.0", 1.5, r"predictions\[0\] is 1\.5, not a class number"),
-    "prediction is a string": ("performance.predictions.0", "3", r"predictions\[0\] is '3', not a class number"),
+    "prediction is a float": ("performance.predictions.0", 1.5, r"predictions\[0\] must be an integer, but it is "
+                                                                r"float 1\.5"),
+    "prediction is a string": ("performance.predictions.0", "3", r"predictions\[0\] must be an integer, but it is "
+                                                                 r"the text '3'"),
     "severity unknown": ("findings", [{"check": "x", "severity": "**boom**", "layer": None, "value": None,
                                        "threshold": "", "message": "m", "anchor": None}],
-                         r"findings\[0\]\.severity must be one of pass, warn, fail"),
-    "checkpoint name a number": ("model.checkpoint_name", 5, r"model\.checkpoint_name must be a string or null"),
+                         r"findings\[0\]\.severity is '\*\*boom\*\*', not one of pass, info, warn, fail"),
+    "checkpoint name a number": ("model.checkpoint_name", 5, r"model\.checkpoint_name must be text or null"),
     "param ratio a list": ("gradients.params.0.ratio", [1], r"gradients\.params\[0\]\.ratio must be a number"),
+    "check status missing": ("verdict.checks.0.status", _DELETE, r"verdict\.checks\[0\]\.status must be text, "
+                                                                 r"but it is missing"),
 }
 
 
@@ -120,3 +126,13 @@ def test_archived_strings_reach_report_md_as_text(archive, image_folder: Path, t
     row = next(line for line in markdown.splitlines() if "dead" in line)
     assert row.count("|") - row.count("\\|") == 6  # five columns: the archive's pipes are escaped
     assert not [line for line in markdown.splitlines() if line.startswith("::")]  # no forged annotation
+
+
+def test_every_severity_of_the_one_scale_is_read(archive, tmp_path: Path) -> None:
+    """An info finding (a loose power-law fit) is part of a sound archive, not damage."""
+    record = json.loads(json.dumps(archive))
+    record["findings"] = [{"check": "weight-spectra", "severity": severity, "layer": "conv1", "value": 1.5,
+                           "threshold": "t", "message": "m", "anchor": None} for severity in ("info", "warn", "fail")]
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(record))
+    assert [f.severity for f in read_archived_report(base).findings] == ["info", "warn", "fail"]

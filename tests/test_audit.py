@@ -16,13 +16,13 @@ import torch
 
 from nnviz_report.checks import Thresholds
 from nnviz_report.cli import main
-from nnviz_report.compare import CHECKS_OF_SCHEMA_1_0, _finding_changes
+from nnviz_report.compare import CHECKS_OF_SCHEMA_1_0, finding_changes
 from nnviz_report.config import ReportSettings
 from nnviz_report.data import load_sample, normalise
 from nnviz_report.models import load_model
 from nnviz_report.pipeline import capture_sample, statistics
 from nnviz_report.progress import Progress
-from nnviz_report.report_model import SCHEMA_VERSION
+from nnviz_report.report_model import SCHEMA_VERSION, Finding
 from nnviz_report.sections.anchors import Anchors
 
 from .fixtures.models import tiny_cnn
@@ -400,12 +400,12 @@ def test_compare_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_findings_are_matched_on_check_and_layer() -> None:
-    def f(check: str, layer: str | None, severity: str = "warn") -> dict[str, Any]:
-        return {"check": check, "layer": layer, "severity": severity, "value": 1.0, "message": check, "anchor": None}
+    def f(check: str, layer: str | None, severity: str = "warn") -> Finding:
+        return Finding(check, severity, layer, 1.0, "t", check, None)
 
     base = [f("dead-channels", "relu1", "fail"), f("non-finite", "conv1"), f("non-finite", "conv1")]
     head = [f("dead-channels", "relu1", "warn"), f("non-finite", "conv1"), f("saturation", "sig")]
-    changes = _finding_changes(base, head)
+    changes = finding_changes(base, head)
     assert [(c.status, c.check, c.layer) for c in changes] == [
         ("new", "saturation", "sig"), ("resolved", "non-finite", "conv1"),
         ("unchanged", "dead-channels", "relu1"), ("unchanged", "non-finite", "conv1")]

@@ -172,15 +172,13 @@ def test_robustness_loss_needs_both_size_and_significance() -> None:
 
 
 def test_comparison_pairs_predictions_per_corruption_and_severity() -> None:
-    from nnviz_report.report_model import to_jsonable
-
-    base, head = to_jsonable(section_with(18, 16)), to_jsonable(section_with(18, 10))
+    base, head = section_with(18, 16), section_with(18, 10)
     labels = list(np.arange(20) % 10)
     c = robustness_comparison(base, head, labels)
     assert c.pairs == 20 * 2 * len(SEVERITIES)
     assert (c.base_only_right, c.head_only_right) == (2 * 6, 0)  # images 10–15 at severity 3, two corruptions
     assert c.mean_corruption_accuracy.delta == pytest.approx(
-        head["mean_corruption_accuracy"] - base["mean_corruption_accuracy"])
+        head.mean_corruption_accuracy - base.mean_corruption_accuracy)
     assert c.corruptions[0].accuracy.delta == pytest.approx(-6 / 20 / 3)
     assert c.p_value == pytest.approx(2 / 2**12)
 

@@ -21,8 +21,8 @@ from ..report_model import CheckResult, Finding, Verdict
 from .declared import CHECKS, CheckInputs
 from .thresholds import Thresholds, load_thresholds
 
-__all__ = ["CHECKS", "CheckInputs", "Checklist", "Thresholds", "load_thresholds", "run_checks", "verdict_of",
-           "worst_severity"]
+__all__ = ["CHECKS", "CheckInputs", "Checklist", "Thresholds", "load_thresholds", "run_checks", "severity_at",
+           "verdict_of"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,5 +68,6 @@ def verdict_of(checks: tuple[CheckResult, ...], findings: Sequence[Finding]) -> 
     )
 
 
-def worst_severity(findings: Sequence[Finding]) -> str:
-    return Severity.worst(f.severity for f in findings).value
+def severity_at(findings: Sequence[Finding], *places: str) -> str:
+    """The worst severity of the findings about any of ``places`` (see ``Finding.layer``); "pass" when none."""
+    return Severity.worst(f.severity for f in findings if f.layer is not None and f.layer in places).value

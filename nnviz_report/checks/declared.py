@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from ..report_model import (
     CompareSection,
     Finding,
-    LayerStats,
-    ParamStats,
+    LayerMeasurements,
+    ParamMeasurements,
     Performance,
     RobustnessComparison,
     RobustnessSection,
@@ -37,8 +37,8 @@ from .thresholds import Thresholds
 class CheckInputs:
     """What the checks read: statistics always; the later sections when they were built."""
 
-    layers: Sequence[LayerStats]
-    params: Sequence[ParamStats]
+    layers: Sequence[LayerMeasurements]
+    params: Sequence[ParamMeasurements]
     performance: Performance
     class_names: tuple[str, ...]
     weights: WeightsSection | None = None
@@ -124,7 +124,7 @@ def _dead_channels(inputs: CheckInputs, t: Thresholds) -> Outcome:
                     worst.name, worst.anchor)
 
 
-def _weight_params(params: Sequence[ParamStats]) -> list[ParamStats]:
+def _weight_params(params: Sequence[ParamMeasurements]) -> list[ParamMeasurements]:
     """Weight matrices and kernels with a finite ratio: biases and norm scales say little about gradient flow."""
     return [p for p in params if len(p.shape) > 1 and p.ratio is not None and math.isfinite(p.ratio)]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..capture import LayerCapture
+from ..checks import severity_at
 from ..figures.activations import distribution_figure, feature_grid, most_active_channels
-from ..report_model import ActivationsSection, FeatureGrid, HistogramData, LayerStats
+from ..report_model import ActivationsSection, FeatureGrid, Finding, HistogramData, LayerMeasurements, LayerStats
 from ..stats import layout as layouts
 from .anchors import Anchors
 from .stages import map_layers
@@ -14,13 +15,14 @@ from .stages import map_layers
 MAX_TOKEN_GRIDS = 4
 
 
-def layer_stats(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerStats]:
+def layer_measurements(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerMeasurements]:
+    """One row of numbers per captured layer, what the checks judge."""
     rows = []
     for layer in layers:
         if layer.repeats is not None:
             continue  # a Flatten of a captured output: same values, same statistics as that row
         a, g = layer.activation, layer.gradient
-        rows.append(LayerStats(
+        rows.append(LayerMeasurements(
             name=layer.name, module_path=layer.module_path, anchor=anchors("act", layer.name),
             type=layer.type, output_shape=layer.output_shape, layout=layer.layout.kind,
             layout_note=layouts.describe(layer.layout, layer.output_shape),
@@ -29,9 +31,14 @@ def layer_stats(layers: Sequence[LayerCapture], anchors: Anchors) -> list[LayerS
             nonfinite=a.nonfinite,
             histogram=HistogramData(a.histogram.start, a.histogram.width, a.histogram.counts),
             grad_rms=g.rms if g.count else None, grad_max_abs=g.max_abs if g.count else None,
-            grad_nonfinite=g.nonfinite, severity="pass",
+            grad_nonfinite=g.nonfinite,
         ))
     return rows
+
+
+def layer_stats(measured: Sequence[LayerMeasurements], findings: Sequence[Finding]) -> list[LayerStats]:
+    """The Activations table's rows: each layer's numbers and the worst finding about it."""
+    return [LayerStats.judged(row, severity_at(findings, row.name, row.module_path)) for row in measured]
 
 
 def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerStats]) -> ActivationsSection:

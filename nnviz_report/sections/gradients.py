@@ -7,24 +7,30 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..capture import ParamCapture
-from ..checks import Thresholds
+from ..checks import Thresholds, severity_at
 from ..figures.common import filter_mosaic
 from ..figures.gradients import gradient_flow_figure
-from ..report_model import GradientsSection, ParamStats
+from ..report_model import Finding, GradientsSection, ParamMeasurements, ParamStats
 from .anchors import Anchors
 
 
-def param_stats(params: Sequence[ParamCapture], anchors: Anchors) -> list[ParamStats]:
+def param_measurements(params: Sequence[ParamCapture], anchors: Anchors) -> list[ParamMeasurements]:
+    """One row of numbers per parameter tensor, what the checks judge."""
     return [
-        ParamStats(
+        ParamMeasurements(
             name=p.name, module_path=p.module_path, anchor=anchors("grad", p.name), shape=p.shape, numel=p.numel,
             weight_norm=p.weight_norm, grad_norm=p.grad_norm,
             ratio=p.grad_norm / p.weight_norm if p.weight_norm > 0 else None,
             mean_abs_grad=p.mean_abs_grad, max_abs_grad=p.max_abs_grad,
-            nonfinite_weights=p.nonfinite_weights, nonfinite_grads=p.nonfinite_grads, severity="pass",
+            nonfinite_weights=p.nonfinite_weights, nonfinite_grads=p.nonfinite_grads,
         )
         for p in params
     ]
+
+
+def param_stats(measured: Sequence[ParamMeasurements], findings: Sequence[Finding]) -> list[ParamStats]:
+    """The Gradients table's rows: each tensor's numbers and the worst finding about its owner."""
+    return [ParamStats.judged(p, severity_at(findings, p.owner)) for p in measured]
 
 
 def gradients_section(stats: Sequence[ParamStats], first_conv: tuple[str, np.ndarray, np.ndarray] | None,

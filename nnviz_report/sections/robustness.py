@@ -3,7 +3,7 @@ what the fixed corruption suite costs in accuracy and calibration. Numbers from 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -129,43 +129,33 @@ def thumbnails(image_chw: np.ndarray, source_index: int, suite: Sequence[Any], s
 
 # ---- compare ---------------------------------------------------------------------------------
 
-def _value(value: Any) -> float | None:
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if np.isfinite(value) else None
-
-
-def _change(base: Any, head: Any) -> Change:
-    b, h = _value(base), _value(head)
-    return Change(b, h, h - b if b is not None and h is not None else None)
-
-
-def robustness_comparison(base: Mapping[str, Any], head: Mapping[str, Any],
+def robustness_comparison(base: RobustnessSection, head: RobustnessSection,
                           labels: Sequence[int]) -> RobustnessComparison:
-    """Both sides in report.json form (the ``robustness`` part), so an archived base and a
-    base checkpoint take the same route."""
-    base_cal, head_cal = base["calibration"], head["calibration"]
-    base_kinds = {s["corruption"]: s for s in base["summaries"]}
-    changes = tuple(
-        CorruptionChange(s["corruption"], s["title"],
-                         _change(base_kinds.get(s["corruption"], {}).get("mean_accuracy"), s["mean_accuracy"]),
-                         _change(base_kinds.get(s["corruption"], {}).get("mean_ece"), s["mean_ece"]))
-        for s in head["summaries"])
-    base_runs = {(r["corruption"], r["severity"]): r for r in base["results"]}
+    """Corruptions matched by name, runs by (corruption, severity); an archived base and a base
+    checkpoint arrive as the same dataclass."""
+    base_cal, head_cal = base.calibration, head.calibration
+    base_kinds = {s.corruption: s for s in base.summaries}
+    changes = []
+    for s in head.summaries:
+        other = base_kinds.get(s.corruption)
+        changes.append(CorruptionChange(s.corruption, s.title,
+                                        Change.of(other.mean_accuracy if other else None, s.mean_accuracy),
+                                        Change.of(other.mean_ece if other else None, s.mean_ece)))
+    base_runs = {(r.corruption, r.severity): r for r in base.results}
     truth = np.asarray(labels)
     pairs = base_only = head_only = 0
-    for run in head["results"]:
-        other = base_runs.get((run["corruption"], run["severity"]))
-        if other is None or len(other["predictions"]) != len(truth) or len(run["predictions"]) != len(truth):
+    for run in head.results:
+        before = base_runs.get((run.corruption, run.severity))
+        if before is None or len(before.predictions) != len(truth) or len(run.predictions) != len(truth):
             continue
-        base_right = np.asarray(other["predictions"]) == truth
-        head_right = np.asarray(run["predictions"]) == truth
+        base_right = np.asarray(before.predictions) == truth
+        head_right = np.asarray(run.predictions) == truth
         pairs += len(truth)
         base_only += int((base_right & ~head_right).sum())
         head_only += int((head_right & ~base_right).sum())
     return RobustnessComparison(
-        ece=_change(base_cal["ece"], head_cal["ece"]), mce=_change(base_cal["mce"], head_cal["mce"]),
-        nll=_change(base_cal["nll"], head_cal["nll"]), brier=_change(base_cal["brier"], head_cal["brier"]),
-        mean_corruption_accuracy=_change(base["mean_corruption_accuracy"], head["mean_corruption_accuracy"]),
-        corruptions=changes, pairs=pairs, base_only_right=base_only, head_only_right=head_only,
+        ece=Change.of(base_cal.ece, head_cal.ece), mce=Change.of(base_cal.mce, head_cal.mce),
+        nll=Change.of(base_cal.nll, head_cal.nll), brier=Change.of(base_cal.brier, head_cal.brier),
+        mean_corruption_accuracy=Change.of(base.mean_corruption_accuracy, head.mean_corruption_accuracy),
+        corruptions=tuple(changes), pairs=pairs, base_only_right=base_only, head_only_right=head_only,
         p_value=mcnemar_exact_p(base_only, head_only) if pairs else None)
