@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .config import Severity
 from .errors import ConfigError, SchemaError, one_line
 from .report_json import from_jsonable
@@ -33,6 +32,7 @@ from .report_model import (
     Verdict,
 )
 from .sections.summary import LOSS_NOTE, wilson
+from .version import __version__
 
 MAX_INT_DIGITS = 30  # no count or index in a report comes near this
 NUM_CLASSES = 10

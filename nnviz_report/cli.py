@@ -19,10 +19,11 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, interrupts
+from . import interrupts
 from .config import FAIL_ON_CHOICES, OutputFormat, ReportSettings, Severity
 from .errors import NNVizError, one_line
 from .progress import Progress, write_closing
+from .version import __version__
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 

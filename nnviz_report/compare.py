@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
 from .archive_guard import ArchivedReport, read_archived_report
 from .capture import CaptureResult
 from .checks import CheckInputs, run_checks
@@ -50,6 +49,7 @@ from .report_model import (
 from .sections.robustness import robustness_comparison
 from .stats.intervals import mcnemar_exact_p
 from .stats.similarity import linear_cka
+from .version import __version__
 
 MAX_CHANGED_SHOWN = 40
 

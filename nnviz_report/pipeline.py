@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torchvision
 
-from . import __version__
 from .capture import CaptureResult, choose_showcase, predict_classes, run_capture
 from .checks import CheckInputs, Thresholds, load_thresholds, run_checks
 from .config import ReportSettings, Severity
@@ -53,6 +52,7 @@ from .sections.saliency import saliency_section
 from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
 from .sections.weights import weight_tensors, weights_section
+from .version import __version__
 
 NORMALISATION = (
     "pixels / 255, then per channel (x − mean) / std with CIFAR-10's mean (0.4914, 0.4822, 0.4465) "

@@ -62,3 +62,9 @@ def trained_tiny(image_folder: Path, tmp_path_factory: pytest.TempPathFactory) -
     path = tmp_path_factory.mktemp("trained") / "tiny.pt"
     torch.save(model.state_dict(), path)
     return path
+
+
+@pytest.fixture()
+def tiny_state() -> dict[str, torch.Tensor]:
+    """The seeded tiny_cnn's state_dict, for checkpoint tests."""
+    return tiny_cnn().state_dict()

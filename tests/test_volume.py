@@ -16,7 +16,7 @@ from nnviz_report.cli import main
 MM = 96 / 25.4  # CSS px per mm, WeasyPrint's layout unit
 PAGE_WIDTH_MM, SIDE_MARGIN_MM = 210, 14
 # Activations to the Appendix; with at most 4 pages of title and Summary and 3 of Flow diagram
-# (and the layer table folded), these make the 12 (lenet) and 16 (resnet20) pages.
+# (and the layer table folded), these keep lenet within 12 pages and resnet20 within 16.
 LENET_SECTION_PAGES = 8
 RESNET20_SECTION_PAGES = 9
 RESNET20_HTML_BYTES = 2_000_000
