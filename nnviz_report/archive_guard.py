@@ -30,6 +30,7 @@ from .report_model import (
     RobustnessSection,
     SampleInfo,
     Verdict,
+    to_jsonable,
 )
 from .sections.summary import LOSS_NOTE, wilson
 from .version import __version__
@@ -122,7 +123,7 @@ def _upgrade_1_0(record: dict[str, Any]) -> dict[str, Any]:
                 "per_class_interval": [wilson(confusion[c][c], counts[c]) for c in range(len(confusion))],
                 "loss_interval": None, "loss_note": LOSS_NOTE,
             }
-            record = {**record, "performance": _plain(performance)}
+            record = {**record, "performance": to_jsonable(performance)}
         except (KeyError, TypeError, IndexError, ValueError):
             pass
     activations = record.get("activations")
@@ -131,17 +132,6 @@ def _upgrade_1_0(record: dict[str, Any]) -> dict[str, Any]:
                   for row in activations["layers"]]
         record = {**record, "activations": {**activations, "layers": layers}}
     return record
-
-
-def _plain(value: Any) -> Any:
-    """Intervals (dataclasses) as report.json writes them."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _check_values(archived: ArchivedReport, what: str) -> None:
