@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from nnviz_report.capture import run_capture
-from nnviz_report.sections.activations import layer_stats
+from nnviz_report.sections.activations import layer_measurements
 from nnviz_report.sections.anchors import Anchors
 from nnviz_report.sections.slices import slices_section
 from nnviz_report.stats import layout as layouts
@@ -87,7 +87,7 @@ def test_tokens_without_a_class_token_pool_by_mean_and_rows_not_batch_first_are_
     assert bn.layout.kind == layouts.NOT_BATCH_FIRST
     assert bn.pooled_features is None and bn.showcase_maps is None and bn.dead_channels is None
     assert bn.activation.count == 24 * 16 * 8  # still described: moments over every value
-    rows = {row.name: row for row in layer_stats(result.layers, Anchors())}
+    rows = {row.name: row for row in layer_measurements(result.layers, Anchors())}
     assert rows["rows_bn"].layout == "not-batch-first" and "not the sample" in rows["rows_bn"].layout_note
 
 
@@ -96,7 +96,7 @@ def test_dead_units_only_on_rectifiers_and_flatten_rows_dropped() -> None:
     model = DeadReLUNet().eval()  # conv1's channels 0-2 never positive → relu1's dead
     x, y = inputs()
     result = run_capture(model, x, y, batch_size=8, device=CPU, showcase_positions=SHOWCASE)
-    rows = {row.name: row for row in layer_stats(result.layers, Anchors())}
+    rows = {row.name: row for row in layer_measurements(result.layers, Anchors())}
     for row in rows.values():
         assert (row.dead_channels is not None) == (row.type in layouts.RECTIFIER_TYPES), row.name
     assert rows["conv1"].dead_channels is None and rows["conv1"].channels == 4
