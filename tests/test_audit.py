@@ -208,6 +208,24 @@ def test_compare_performance_deltas_match_the_two_reports(runs: dict[str, Path])
         assert compare[part] == head[part], part
 
 
+def test_compare_sides_are_the_plain_reports_numbers(runs: dict[str, Path]) -> None:
+    """Both sides of a checkpoint comparison are built as a plain report builds them: every
+    per-layer number on either side is that report's own."""
+    base, head, compare = (read_json(runs[n]) for n in ("base", "head", "compare"))
+    rows = {side: {row["name"]: row for row in record["activations"]["layers"]}
+            for side, record in (("base", base), ("head", head))}
+    ratios = {side: {p["name"]: p["ratio"] for p in record["gradients"]["params"]}
+              for side, record in (("base", base), ("head", head))}
+    layers = compare["compare"]["layers"]
+    assert [row["name"] for row in layers] == list(rows["head"])
+    for row in layers:
+        for side in ("base", "head"):
+            for metric in ("mean", "std", "zero_fraction", "dead_channels", "grad_rms"):
+                assert row[metric][side] == rows[side][row["name"]][metric], (row["name"], side, metric)
+            weight = f"{rows[side][row['name']]['module_path']}.weight"
+            assert row["grad_ratio"][side] == ratios[side].get(weight), (row["name"], side)
+
+
 def test_compare_changed_predictions_match_the_two_reports(runs: dict[str, Path]) -> None:
     base, head, compare = (read_json(runs[n]) for n in ("base", "head", "compare"))
     before, after = np.array(base["performance"]["predictions"]), np.array(head["performance"]["predictions"])
