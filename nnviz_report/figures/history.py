@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 from matplotlib.colors import LogNorm, Normalize
+from matplotlib.ticker import FuncFormatter
 
 from ..report_model import Figure
 from .common import (
@@ -87,6 +88,9 @@ def heatmap_figure(name: str, alt: str, rows: Sequence[str], columns: Sequence[s
         bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
         bar.set_label(label, fontsize=DEPTH_LABEL_PT + 1)
         bar.ax.tick_params(labelsize=DEPTH_LABEL_PT)
+        if log:  # plain numbers, not 10^n with its exponent at 70 % of the label size
+            bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}".replace("-", "−")))
+            bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}".replace("-", "−")))
         return svg_figure(fig, name, alt)
 
 
