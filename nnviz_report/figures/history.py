@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 from matplotlib.colors import LogNorm, Normalize
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..report_model import Figure
 from .common import (
@@ -90,7 +90,8 @@ def heatmap_figure(name: str, alt: str, rows: Sequence[str], columns: Sequence[s
         bar.ax.tick_params(labelsize=DEPTH_LABEL_PT)
         if log:  # plain numbers, not 10^n with its exponent at 70 % of the label size
             bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}".replace("-", "−")))
-            bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}".replace("-", "−")))
+            bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            bar.ax.yaxis.set_minor_formatter(NullFormatter())
         return svg_figure(fig, name, alt)
 
 
