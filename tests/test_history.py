@@ -300,3 +300,30 @@ def test_squared_sketch_norm_is_unbiased_with_the_stated_spread() -> None:
     spread = math.sqrt(2 / SKETCH_BUCKETS)
     assert np.mean(ratios) == pytest.approx(1.0, abs=4 * spread / math.sqrt(300))
     assert np.std(ratios) == pytest.approx(spread, rel=0.25)
+
+
+# ---- legibility ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rows", [5, 300])
+def test_heat_maps_stay_legible_at_800_px_and_on_paper(rows: int) -> None:
+    from nnviz_report.figures.history import accuracy_figure, heatmap_figure
+    from tests.test_chart_legibility import (
+        COLUMN_800_PX,
+        PDF_TEXT_WIDTH_PT,
+        PX_PER_PT,
+        WIDE_PRINT_SHARE,
+        names_for,
+        smallest_text_pt,
+        svg_width_pt,
+    )
+
+    rng = np.random.default_rng(rows)
+    columns = [f"v1.{i} → v1.{i + 1}" for i in range(6)]
+    values = [[float(v) for v in rng.uniform(1e-4, 1.0, len(columns))] for _ in range(rows)]
+    figures = [heatmap_figure("h", "alt", names_for(rows), columns, values, label="x", log=log) for log in (False, True)]
+    figures.append(accuracy_figure([f"v{i}" for i in range(8)], [0.8] * 8, [0.7] * 8, [0.9] * 8))
+    for figure in figures:
+        width_pt = svg_width_pt(figure)
+        screen_px = smallest_text_pt(figure) * min(width_pt * PX_PER_PT, COLUMN_800_PX) / width_pt
+        paper_pt = smallest_text_pt(figure) * min(1.0, PDF_TEXT_WIDTH_PT * WIDE_PRINT_SHARE / width_pt)
+        assert screen_px >= 9 and paper_pt >= 6, (rows, screen_px, paper_pt)
