@@ -320,7 +320,8 @@ def test_heat_maps_stay_legible_at_800_px_and_on_paper(rows: int) -> None:
     rng = np.random.default_rng(rows)
     columns = [f"v1.{i} → v1.{i + 1}" for i in range(6)]
     values = [[float(v) for v in rng.uniform(1e-4, 1.0, len(columns))] for _ in range(rows)]
-    figures = [heatmap_figure("h", "alt", names_for(rows), columns, values, label="x", log=log) for log in (False, True)]
+    figures = [heatmap_figure("h", "alt", names_for(rows), columns, values, label="x", log=log)
+               for log in (False, True)]
     figures.append(accuracy_figure([f"v{i}" for i in range(8)], [0.8] * 8, [0.7] * 8, [0.9] * 8))
     for figure in figures:
         width_pt = svg_width_pt(figure)
