@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from . import __version__
 from .config import Severity
 from .errors import CompareError, SchemaError, one_line
-from .figures.history import accuracy_figure, heatmap_figure
+from .figures.history import ANNOTATE_CELLS, accuracy_figure, heatmap_figure
 from .history_model import (
     HISTORY_SCHEMA_VERSION,
     CheckCell,
@@ -232,7 +232,8 @@ def _table(metric: str, title: str, definition: str, rows: Sequence[str], column
                             rows, columns, values, label=label, log=log, vmin=vmin, vmax=vmax,
                             percent=percent) if drawable and rows else None
     return SeriesTable(metric, title, definition, tuple(rows), tuple(columns),
-                       tuple(tuple(row) for row in values), figure)
+                       tuple(tuple(row) for row in values), figure,
+                       figure is not None and len(rows) * len(columns) <= ANNOTATE_CELLS)
 
 
 def _alpha(report: Report) -> dict[str, float | None]:

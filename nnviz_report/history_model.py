@@ -85,6 +85,7 @@ class SeriesTable:
     columns: tuple[str, ...]  # release labels, or "before → after" for pairs
     values: tuple[tuple[float | None, ...], ...]  # rows × columns; None: not measured in that release
     figure: Figure | None  # None when there is no number to draw
+    numbers_in_figure: bool  # every cell of the figure carries its number (the PDF then leaves the table out)
 
 
 @dataclasses.dataclass(frozen=True)

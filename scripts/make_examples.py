@@ -13,6 +13,7 @@ deterministic: running this twice gives the same bytes, which tests/test_example
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tarfile
@@ -181,9 +182,13 @@ def make_history_example(data: Path, out_root: Path, *, per_class: int = PER_CLA
         if code not in (0, 1):
             raise SystemExit(f"make_examples: {HISTORY_EXAMPLE} release {version} failed with exit code {code}")
         archives.append(str(out / "report.json"))
-    out = out_root / HISTORY_EXAMPLE
+    out = (out_root / HISTORY_EXAMPLE).absolute()
     print(f"make_examples: {HISTORY_EXAMPLE}: nnviz-report history …", file=sys.stderr)
-    code = main(["history", "--quiet", *archives, "--format", "html,pdf,json,md", "-o", str(out)])
+    # From the archive's folder, so that the history names them releases/<version>/report.json, the
+    # same on every machine, instead of this machine's cache path.
+    with contextlib.chdir(releases.parent):
+        code = main(["history", "--quiet", *(str(Path(a).relative_to(releases.parent)) for a in archives),
+                     "--format", "html,pdf,json,md", "-o", str(out)])
     if code not in (0, 1):
         raise SystemExit(f"make_examples: {HISTORY_EXAMPLE} failed with exit code {code}")
     return out

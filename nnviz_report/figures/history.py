@@ -38,12 +38,13 @@ def accuracy_figure(labels: Sequence[str], accuracy: Sequence[float], low: Seque
         ax = fig.add_subplot()
         ax.errorbar(x, acc, yerr=[acc - np.asarray(low), np.asarray(high) - acc], color=CATEGORICAL[0],
                     marker="o", markersize=4, capsize=4, linewidth=1.4)
-        for xi, a in zip(x, acc, strict=True):
-            ax.annotate(f"{100 * a:.1f} %", (xi, a), textcoords="offset points", xytext=(7, 0), va="center",
-                        fontsize=DEPTH_LABEL_PT)
+        # Above each interval, where the line between releases never runs.
+        for xi, a, top in zip(x, acc, high, strict=True):
+            ax.annotate(f"{100 * a:.1f} %", (xi, top), textcoords="offset points", xytext=(0, 3), ha="center",
+                        va="bottom", fontsize=DEPTH_LABEL_PT)
         ax.set_xticks(x, drawable_names(list(labels)))
         ax.set_xlim(-0.5, len(labels) - 0.3)
-        ax.set_ylim(max(0.0, float(np.min(low)) - 0.05), min(1.0, float(np.max(high)) + 0.05))
+        ax.set_ylim(max(0.0, float(np.min(low)) - 0.05), min(1.08, float(np.max(high)) + 0.08))
         ax.set_ylabel("accuracy on the sample")
         ax.grid(axis="x", visible=False)
         return svg_figure(fig, "history-accuracy",
