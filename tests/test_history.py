@@ -200,6 +200,34 @@ def test_html_and_markdown_show_the_history(history: dict) -> None:
     assert "| v1 → v2 | −" in md and "(significant)" in md
 
 
+def test_same_archives_give_identical_bytes(archives: list[Path], tmp_path: Path) -> None:
+    outputs = []
+    for name in ("a", "b"):
+        assert main(["history", "-q", *map(str, archives), "-o", str(tmp_path / name), "--format", "html,json,md"]) == 0
+        outputs.append({p.name: p.read_bytes() for p in (tmp_path / name).iterdir()})
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 3
+
+
+def test_archive_without_sketches_has_no_drift_and_says_why(archives: list[Path], tmp_path: Path) -> None:
+    old = damaged(archives[0], tmp_path, "v0.9", lambda r: r.update(weight_sketches=None))
+    assert main(["history", "-q", str(old), str(archives[1]), str(archives[2]), "-o", str(tmp_path / "out"),
+                 "--format", "json"]) == 0
+    drift = json.loads((tmp_path / "out" / "history.json").read_text(encoding="utf-8"))["drift"]
+    assert all(row[0] is None for row in drift["table"]["values"])
+    assert all(row[1] is not None for row in drift["table"]["values"])
+    assert drift["note"] == "v0.9 → v2: v0.9's report.json has no weight sketches (written before they existed)"
+
+
+def test_labels_are_escaped_in_markdown_and_html(archives: list[Path], tmp_path: Path) -> None:
+    hostile = "<img src=x>|[a](http://e.vil)"
+    assert main(["history", "-q", str(archives[0]), str(archives[1]), "--labels", f"{hostile},v2", "-o",
+                 str(tmp_path), "--format", "html,md"]) == 0
+    md = (tmp_path / "history.md").read_text(encoding="utf-8")
+    html = (tmp_path / "history.html").read_text(encoding="utf-8")
+    assert hostile not in md and "<img" not in md and "\\|" in md
+    assert "<img src=x>" not in html and "&lt;img src=x&gt;" in html
+
+
 def test_fail_on_gates_the_newest_release_against_the_one_before(archives: list[Path], tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     args = ["history", "--format", "json", "-o", str(tmp_path / "a"), str(archives[0]), str(archives[1])]
