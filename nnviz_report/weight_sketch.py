@@ -19,8 +19,8 @@ elements are stored whole (``exact``): their change is then computed exactly.
 Values are stored as base64 of little-endian float32 (k = 256 buckets: 1 368 characters per
 tensor) rather than as a JSON list of numbers, which would be five times larger.
 
-This module is read by the history command, which must not import torch: torch is imported
-only inside :func:`sketch_weights`, which the pipeline calls.
+This module never imports torch (the history command reads it): :func:`sketch_weights` takes the
+pipeline's tensors and reads them through ``.numpy()``.
 """
 
 from __future__ import annotations
@@ -75,41 +75,66 @@ def hash_coefficients(seed: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def buckets_and_signs(indices: np.ndarray, buckets: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """h(i) and s(i) for int64 indices, in numpy: the definition the torch version follows."""
+    """h(i) in [0, buckets) and s(i) in {−1, +1} for int64 indices below PRIME."""
     bucket_poly, sign_poly = hash_coefficients(seed)
     h = _poly(indices.astype(np.int64), bucket_poly) % buckets
     s = 1 - 2 * (_poly(indices.astype(np.int64), sign_poly) & 1)
     return h, s
 
 
-def _poly(x, coefficients: tuple[int, ...]):  # type: ignore[no-untyped-def]  # numpy array or torch tensor
-    """Horner's rule modulo PRIME; every intermediate stays below 2⁶² (x, acc < 2³¹)."""
+def _poly(x: np.ndarray, coefficients: tuple[int, ...]) -> np.ndarray:
+    """Horner's rule modulo PRIME; every intermediate stays below 2⁶³ (x, acc, c < 2³¹)."""
     acc = x * 0 + coefficients[0]
     for c in coefficients[1:]:
-        acc = (acc * x + c) % PRIME
+        acc = _mod_prime(acc * x + c)
     return acc
 
 
-def sketch_tensor(tensor: torch.Tensor, name: str, *, buckets: int = SKETCH_BUCKETS,
-                  seed: int = SKETCH_SEED) -> TensorSketch:
-    import torch
+def _mod_prime(x: np.ndarray) -> np.ndarray:
+    """x mod (2³¹ − 1) for 0 ≤ x < 2⁶³ by shifts and masks (2³¹ ≡ 1): several times faster than
+    the integer division behind ``%`` on int64 arrays, and the same numbers."""
+    x = (x & PRIME) + (x >> 31)
+    x = (x & PRIME) + (x >> 31)
+    return x - PRIME * (x >= PRIME)
 
-    flat = tensor.detach().reshape(-1).to("cpu", torch.float64)
-    numel = flat.numel()
-    if numel >= PRIME:
-        raise ValueError(f"{name} has {numel} elements; sketches index at most {PRIME - 1}")
-    norm = float(torch.linalg.vector_norm(flat))
+
+# Hashes of the first indices are kept for the other tensors of one sketch_weights call (every
+# tensor starts at index 0): up to 4 chunks, at most 40 MB, whatever the model's size.
+CACHED_CHUNKS = 4
+_Hashes = dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+def _chunk_hashes(start: int, length: int, buckets: int, seed: int,
+                  cache: _Hashes | None) -> tuple[np.ndarray, np.ndarray]:
+    """(h, s) of indices start … start + length − 1: buckets as int64, signs as float64 ±1."""
+    if cache is not None and start in cache and cache[start][0].size >= length:
+        h, signs = cache[start]
+        return h[:length], signs[:length]
+    h, s = buckets_and_signs(np.arange(start, start + length, dtype=np.int64), buckets, seed)
+    signs = s.astype(np.float64)
+    if cache is not None and start < CACHED_CHUNKS * CHUNK:
+        cache[start] = (h, signs)
+    return h, signs
+
+
+def sketch_tensor(tensor: torch.Tensor, name: str, *, buckets: int = SKETCH_BUCKETS,
+                  seed: int = SKETCH_SEED, cache: _Hashes | None = None) -> TensorSketch:
+    """The sketch of one tensor. Done in numpy, single-threaded, on purpose: torch's int64
+    element-wise ops through its thread pool were a hundred times slower on a busy machine."""
+    flat = tensor.detach().cpu().double().reshape(-1).numpy()
+    numel = flat.size
+    if numel >= PRIME - CHUNK:
+        raise ValueError(f"{name} has {numel} elements; sketches index fewer than {PRIME - CHUNK}")
+    norm = float(np.linalg.norm(flat))
     if numel <= buckets:
         values = flat
     else:
-        bucket_poly, sign_poly = hash_coefficients(seed)
-        values = torch.zeros(buckets, dtype=torch.float64)
+        values = np.zeros(buckets, dtype=np.float64)
         for start in range(0, numel, CHUNK):
-            idx = torch.arange(start, min(numel, start + CHUNK), dtype=torch.int64)
-            h = _poly(idx, bucket_poly) % buckets
-            s = 1 - 2 * (_poly(idx, sign_poly) & 1)
-            values.index_add_(0, h, flat[start:start + idx.numel()] * s.to(torch.float64))
-    data = values.to(torch.float32).numpy().astype("<f4").tobytes()
+            n = min(CHUNK, numel - start)
+            h, signs = _chunk_hashes(start, n, buckets, seed, cache)
+            values += np.bincount(h, weights=flat[start:start + n] * signs, minlength=buckets)
+    data = values.astype("<f4").tobytes()
     return TensorSketch(name, tuple(int(d) for d in tensor.shape), norm, numel <= buckets,
                         base64.b64encode(data).decode("ascii"))
 
@@ -117,7 +142,8 @@ def sketch_tensor(tensor: torch.Tensor, name: str, *, buckets: int = SKETCH_BUCK
 def sketch_weights(named_parameters: Iterable[tuple[str, torch.Tensor]], *, buckets: int = SKETCH_BUCKETS,
                    seed: int = SKETCH_SEED) -> WeightSketches:
     """One pass over the parameters, O(numel) each; 1-D tensors (biases, norm scales) are left out."""
-    tensors = tuple(sketch_tensor(p, name, buckets=buckets, seed=seed)
+    cache: _Hashes = {}
+    tensors = tuple(sketch_tensor(p, name, buckets=buckets, seed=seed, cache=cache)
                     for name, p in named_parameters if p.dim() >= 2)
     return WeightSketches(METHOD, buckets, seed, tensors)
 

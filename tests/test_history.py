@@ -28,7 +28,7 @@ from nnviz_report.render.json_record import render_json
 from nnviz_report.report_model import Finding, Report
 from nnviz_report.weight_sketch import (
     SKETCH_BUCKETS,
-    buckets_and_signs,
+    hash_coefficients,
     sketch_tensor,
     sketch_values,
     sketch_weights,
@@ -307,13 +307,18 @@ def test_history_never_imports_torch(archives: list[Path], tmp_path: Path) -> No
 
 # ---- the sketch itself --------------------------------------------------------------------------
 
-def test_sketch_follows_its_numpy_definition() -> None:
+def test_sketch_follows_its_definition_in_plain_integers() -> None:
+    """Bucket (a·i + b) mod p mod k and sign parity of (c₃i³ + c₂i² + c₁i + c₀) mod p, p = 2³¹ − 1,
+    in Python's unbounded integers: the vectorised shifts and masks give the same sketch."""
     w = torch.load(LENET, weights_only=True)["fc1.weight"]
-    h, s = buckets_and_signs(np.arange(w.numel()), SKETCH_BUCKETS, 0)
+    (a, b), (c3, c2, c1, c0) = hash_coefficients(0)
+    p = 2**31 - 1
     reference = np.zeros(SKETCH_BUCKETS)
-    np.add.at(reference, h, s * w.double().reshape(-1).numpy())
+    for i, value in enumerate(w.double().reshape(-1).tolist()):
+        sign = 1 - 2 * (((((c3 * i + c2) % p) * i + c1) % p * i + c0) % p & 1)
+        reference[(a * i + b) % p % SKETCH_BUCKETS] += sign * value
     stored = sketch_values(sketch_tensor(w, "fc1.weight"))
-    assert np.allclose(stored, reference.astype(np.float32), rtol=1e-6, atol=1e-7)
+    assert np.allclose(stored, reference, rtol=1e-6, atol=1e-7)
     small = sketch_tensor(w[:2, :100], "small")  # 200 ≤ k elements: stored whole, exactly
     assert small.exact and np.array_equal(sketch_values(small), w[:2, :100].reshape(-1).numpy())
 
