@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import interrupts
+from . import __version__, interrupts
 from .archive_guard import load_json
 from .checks import load_thresholds
 from .config import OutputFormat, Severity
@@ -23,7 +23,7 @@ from .history_model import History
 from .output import _write, prepare_output_dir, publish, staging_dir
 from .progress import Progress
 from .report_json import from_jsonable
-from .report_model import SCHEMA_VERSION, Report
+from .report_model import READABLE_SCHEMA_VERSIONS, Report
 
 FILE_NAMES = {
     OutputFormat.HTML: "history.html",
@@ -34,6 +34,9 @@ FILE_NAMES = {
 # resnet20's report.json is under 0.4 MB; a file this large is not one, and is not read whole.
 MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 STATUSES = frozenset(s.value for s in Severity)
+# Every readable schema but 1.0, which has no checklist (verdict) to follow across releases. Fields a
+# later schema adds are read as absent (their defaults) from older archives.
+HISTORY_SCHEMA_VERSIONS = tuple(v for v in READABLE_SCHEMA_VERSIONS if v != "1.0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +64,10 @@ def read_archive(path: Path) -> Report:
     record = load_json(text, what)
     if not isinstance(record, dict) or "schema_version" not in record:
         raise SchemaError(f"{what} has no schema_version; it is not a report.json written by nnviz_report")
-    if record["schema_version"] != SCHEMA_VERSION:
+    if record["schema_version"] not in HISTORY_SCHEMA_VERSIONS:
         raise SchemaError(f"{what} has report schema version {one_line(repr(record['schema_version']), 20)}; "
-                          f"history reads schema {SCHEMA_VERSION} (re-render or rebuild that release's report)")
+                          f"history reads schema {', '.join(HISTORY_SCHEMA_VERSIONS)} (rebuild that release's "
+                          f"report with nnviz_report {__version__})")
     report = from_jsonable(Report, record, what=what)
     _validate(report, what)
     return report
@@ -99,8 +103,9 @@ def release_labels(archives: Sequence[Path], labels: str | None) -> list[str]:
     if labels is not None:
         names = [n.strip() for n in labels.split(",")]
         if len(names) != len(archives) or not all(names):
-            raise ConfigError(f"--labels names {len(names)} releases ({one_line(labels, 80)}) for {len(archives)} "
-                              "archives; give one non-empty label per archive, comma-separated, oldest first")
+            raise ConfigError(f"--labels gives {len(names)} label{'s' if len(names) != 1 else ''} "
+                              f"({one_line(labels, 80)}) for {len(archives)} archives; give one non-empty label per "
+                              "archive, comma-separated, oldest first")
     else:
         names = [p.expanduser().absolute().parent.name or str(p) for p in archives]
     repeated = sorted({n for n in names if names.count(n) > 1})

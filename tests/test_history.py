@@ -283,7 +283,7 @@ def test_bad_usage_exits_2_in_one_line(archives: list[Path], tmp_path: Path,
     cases = [
         ([str(archives[0])], "at least two"),
         ([str(archives[0]), str(tmp_path / "missing.json")], "does not exist"),
-        ([str(archives[0]), str(archives[1]), "--labels", "a"], "--labels names 1 releases"),
+        ([str(archives[0]), str(archives[1]), "--labels", "a"], "--labels gives 1 label (a) for 2 archives"),
         ([str(archives[0]), str(archives[1]), "--labels", "a,a"], "two archives have the label"),
     ]
     (tmp_path / "text.json").write_text("not json", encoding="utf-8")
