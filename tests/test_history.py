@@ -238,6 +238,8 @@ def test_fail_on_gates_the_newest_release_against_the_one_before(archives: list[
     assert main([*args, "--fail-on", "warn"]) == 1
     assert main(["history", "-q", "--format", "json", "-o", str(tmp_path / "b"), str(archives[1]),
                  str(archives[2]), "--fail-on", "fail"]) == 0
+    assert main(["history", "-q", "--format", "md", "-o", str(tmp_path / "b"), str(archives[1]), str(archives[2])]) == 0
+    assert "history.json in" in capsys.readouterr().err  # left from the run before, and said so
 
 
 def test_mismatched_samples_are_refused_in_one_line(archives: list[Path], tmp_path: Path,
