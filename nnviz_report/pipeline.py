@@ -53,6 +53,7 @@ from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
 from .sections.weights import weight_tensors, weights_section
 from .version import __version__
+from .weight_sketch import sketch_weights
 
 NORMALISATION = (
     "pixels / 255, then per channel (x − mean) / std with CIFAR-10's mean (0.4914, 0.4822, 0.4465) "
@@ -268,6 +269,7 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
         saliency=analysis.saliency,
         flow=flow,
         robustness=analysis.robustness,
+        weight_sketches=sketch_weights(module.named_parameters()),
     )
 
 
