@@ -36,7 +36,7 @@ def figure_by_name(value: Any, path: str) -> Figure:
     reads an archive for its numbers (compare, history); rendering needs a reader that draws."""
     if not isinstance(value, dict) or not isinstance(value.get("figure"), str):
         raise SchemaError(f"{path} must be a figure reference {{\"figure\": name}}")
-    return Figure(name=value["figure"], media_type="", data=b"", alt="")
+    return Figure.undrawn(value["figure"])
 
 
 def from_jsonable(cls: type[T], data: Any, *, what: str = "report.json",
