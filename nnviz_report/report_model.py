@@ -384,7 +384,7 @@ class WeightsSection:
 
 @dataclasses.dataclass(frozen=True)
 class PackedValues:
-    """Values a distribution figure is drawn from: finite ones only, sorted, as 16-bit levels
+    """Values a distribution figure is drawn from: finite ones only, sorted, as 4095 steps
     between ``low`` and ``high``, delta-encoded, zlib, base64 (figures.source.encode_values)."""
 
     low: float

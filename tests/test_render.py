@@ -15,7 +15,14 @@ import pytest
 
 from nnviz_report.cli import main
 from nnviz_report.errors import SchemaError
-from nnviz_report.figures.source import MAX_SOURCE_PIXELS, decode_pixels, decode_values, encode_pixels, encode_values
+from nnviz_report.figures.source import (
+    MAX_SOURCE_PIXELS,
+    VALUE_LEVELS,
+    decode_pixels,
+    decode_values,
+    encode_pixels,
+    encode_values,
+)
 from nnviz_report.report_model import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +183,7 @@ def test_a_huge_claimed_image_is_refused_before_it_is_decoded() -> None:
         decode_pixels(base64.b64encode(buffer.getvalue()).decode(), "x", channels=1)
 
 
-def test_values_keep_their_multiset_to_a_65535th_of_the_range() -> None:
+def test_values_keep_their_multiset_to_half_a_step_of_the_range() -> None:
     values = np.random.default_rng(1).normal(0, 0.1, size=2000)
     values[[3, 10]] = [np.nan, np.inf]
     low, high, count, text = encode_values(values)
@@ -184,6 +191,7 @@ def test_values_keep_their_multiset_to_a_65535th_of_the_range() -> None:
     finite = np.sort(values[np.isfinite(values)])
     assert count == finite.size == 1998
     assert (low, high) == (finite[0], finite[-1])
-    assert np.max(np.abs(decoded - finite)) <= (high - low) / 65535 / 2 * 1.0001
+    assert np.max(np.abs(decoded - finite)) <= (high - low) / VALUE_LEVELS / 2 * 1.0001
+    assert np.max(np.abs(decoded - finite)) > (high - low) / VALUE_LEVELS / 4  # quantised, not exact
     constant = encode_values(np.full(10, 0.25))
     np.testing.assert_array_equal(decode_values(*constant, "x"), np.full(10, 0.25))

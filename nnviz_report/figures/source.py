@@ -21,7 +21,9 @@ from ..errors import SchemaError
 
 _MODES = {2: "L", 3: "RGB"}
 MAX_SOURCE_PIXELS = 4096 * 4096
-VALUE_LEVELS = 65535  # weight values kept for the violins: 16-bit levels between the tensor's extremes
+# Weight values kept for the violins: 4095 steps between the tensor's extremes. A step is far below
+# a pixel of the shared axis and of the kernel density's bandwidth, and costs half the bytes of 65535.
+VALUE_LEVELS = 4095
 
 
 def encode_pixels(pixels: np.ndarray) -> str:
@@ -65,8 +67,8 @@ def quantise_unit(values: np.ndarray) -> np.ndarray:
 
 def encode_values(values: np.ndarray) -> tuple[float, float, int, str]:
     """Finite values for a distribution figure, which depends on their multiset only: sorted,
-    quantised to 16-bit levels between their extremes (a 65 535th of the range: far below a
-    pixel), delta-encoded and compressed. Returns (low, high, count, base64 text)."""
+    quantised to ``VALUE_LEVELS`` steps between their extremes, delta-encoded (16-bit) and
+    compressed. Returns (low, high, count, base64 text)."""
     finite = np.sort(np.asarray(values, dtype=np.float64).ravel())
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
