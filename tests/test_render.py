@@ -90,6 +90,44 @@ def test_render_writes_next_to_the_archive_by_default(lenet_report: Path, tmp_pa
     assert (archive / "report.html").read_bytes() == (lenet_report / "report.html").read_bytes()
 
 
+@pytest.fixture(scope="module")
+def compare_report(image_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A comparison whose predictions changed: tiny_cnn after 1 and after 6 SGD steps."""
+    import torch
+
+    from nnviz_report.data import load_sample, normalise
+    from tests.fixtures.models import tiny_cnn
+
+    folder = tmp_path_factory.mktemp("render-compare")
+    sample = load_sample(str(image_folder), per_class=3)
+    x, y = normalise(sample.images), sample.labels
+    torch.manual_seed(0)
+    model = tiny_cnn()
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.05)
+    for step in range(6):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimiser.step()
+        if step == 0:
+            torch.save(model.state_dict(), folder / "base.pt")
+    torch.save(model.state_dict(), folder / "head.pt")
+    out = folder / "compare"
+    assert main(["compare", "--quiet", "--model", "tests.fixtures.models:tiny_cnn", "--data", str(image_folder),
+                 "--per-class", "3", "--base-weights", str(folder / "base.pt"), "--head-weights",
+                 str(folder / "head.pt"), "--format", "html,json,md", "-o", str(out)]) == 0
+    return out
+
+
+def test_render_reproduces_a_comparison(compare_report: Path, tmp_path: Path) -> None:
+    """Compare's own figures (weight change, CKA per layer, changed predictions) come back too."""
+    record = json.loads((compare_report / "report.json").read_text(encoding="utf-8"))
+    assert record["compare"]["changed"] and record["compare"]["weight_figure"] and record["compare"]["cka_figure"]
+    out = tmp_path / "rendered"
+    assert main(["render", "--quiet", str(compare_report / "report.json"), "-o", str(out), "--format", "html,md"]) == 0
+    for name in ("report.html", "report.md"):
+        assert (out / name).read_bytes() == (compare_report / name).read_bytes(), name
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_render_reproduces_each_example(example: Path, tmp_path: Path) -> None:
     """Every example's HTML and Markdown, byte for byte, from its report.json alone."""
