@@ -183,7 +183,12 @@ def _write(path: Path, data: bytes) -> None:
 # ---- writing and publishing ---------------------------------------------------------------------
 
 def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progress: Progress) -> dict[str, Path]:
-    return write_report_files(report, settings.formats, out_dir, progress, template_dir=settings.template_dir)
+    """Every file is rendered from the report as report.json records it (``as_recorded``), so that
+    ``nnviz-report render`` of that JSON gives the same bytes."""
+    from .report_json import as_recorded
+
+    return write_report_files(as_recorded(report), settings.formats, out_dir, progress,
+                              template_dir=settings.template_dir)
 
 
 def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_dir: Path, progress: Progress, *,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .errors import SchemaError, one_line
-from .report_model import Figure
+from .report_model import Figure, Report, iter_figures, to_jsonable
 
 T = TypeVar("T")
 
@@ -46,6 +46,22 @@ def from_jsonable(cls: type[T], data: Any, *, what: str = "report.json",
     reader = _Reader(what, read_figure)
     result: T = reader.read(cls, data, "")
     return result
+
+
+def as_recorded(report: Report) -> Report:
+    """``report`` as its report.json records it, its drawn figures kept: every file of a run is
+    rendered from this, so what the HTML, PDF and Markdown show is what ``render`` shows from the
+    JSON, byte for byte, even where JSON is lossy (an infinite Fisher ratio is recorded as null and
+    shown as "—" in every format, not "∞" in the HTML alone)."""
+    figures = iter(iter_figures(report))
+
+    def drawn(value: Any, path: str) -> Figure:
+        figure = next(figures)
+        if value != {"figure": figure.name}:  # the reader visits figures in field order, as iter_figures does
+            raise AssertionError(f"{path}: figure {figure.name!r} out of order")
+        return figure
+
+    return from_jsonable(Report, to_jsonable(report), read_figure=drawn)
 
 
 _MISSING = object()

@@ -233,3 +233,26 @@ def test_values_keep_their_multiset_to_half_a_step_of_the_range() -> None:
     assert np.max(np.abs(decoded - finite)) > (high - low) / VALUE_LEVELS / 4  # quantised, not exact
     constant = encode_values(np.full(10, 0.25))
     np.testing.assert_array_equal(decode_values(*constant, "x"), np.full(10, 0.25))
+
+
+@pytest.mark.parametrize("spec", [f"tests.fixtures.odd_models:{name}" for name in (
+    "no_parameters", "integer_parameter", "token_batch_norm", "css_looking_names", "surrogate_names")]
+    + ["torchscript"])
+def test_unusual_models_render_identically(spec: str, image_folder: Path, tmp_path: Path) -> None:
+    """Odd names (control characters, lone surrogates, CSS-looking), no parameters, token layouts and
+    a TorchScript model (no flow diagram, no saliency) come back byte for byte as well."""
+    if spec == "torchscript":
+        import torch
+
+        from tests.fixtures.models import tiny_cnn
+
+        path = tmp_path / "scripted.pt"
+        torch.jit.script(tiny_cnn()).save(str(path))
+        spec = f"torchscript:{path}"
+    report = tmp_path / "report"
+    assert main(["report", "--quiet", "--model", spec, "--data", str(image_folder), "--per-class", "1",
+                 "--showcase", "2", "--format", "json,md,html", "-o", str(report)]) == 0
+    out = tmp_path / "rendered"
+    assert main(["render", "--quiet", str(report / "report.json"), "-o", str(out), "--format", "html,json,md"]) == 0
+    for name in ("report.html", "report.json", "report.md"):
+        assert (out / name).read_bytes() == (report / name).read_bytes(), name
