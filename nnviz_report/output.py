@@ -192,8 +192,9 @@ def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progr
 
 
 def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_dir: Path, progress: Progress, *,
-                       template_dir: Path | None) -> dict[str, Path]:
-    """Every format of ``report`` staged, then published together (report, compare and render)."""
+                       template_dir: Path | None, source: Path | None = None) -> dict[str, Path]:
+    """Every format of ``report`` staged, then published together (report, compare and render).
+    ``source``: the report.json render read, which is not a stale file of an earlier run."""
     from .render.html import render_html
     from .render.json_record import render_json
     from .render.markdown import render_markdown
@@ -227,7 +228,8 @@ def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_di
             _write(staging / FILE_NAMES[fmt], data)
             names.append(FILE_NAMES[fmt])
         publish(staging, out_dir, names)
-    note_stale_reports(out_dir, names)
+    beside = source is not None and source.parent.resolve() == out_dir.resolve()
+    note_stale_reports(out_dir, names + ([source.name] if source is not None and beside else []))
     return {fmt.value: out_dir / FILE_NAMES[fmt] for fmt in formats}
 
 

@@ -81,11 +81,12 @@ def test_every_figure_is_redrawn_identically(lenet_report: Path) -> None:
     assert not missing
 
 
-def test_render_writes_next_to_the_archive_by_default(lenet_report: Path, tmp_path: Path) -> None:
+def test_render_writes_next_to_the_archive_by_default(lenet_report: Path, tmp_path: Path, capsys) -> None:
     archive = tmp_path / "releases" / "1.0"
     archive.mkdir(parents=True)
     (archive / "report.json").write_bytes((lenet_report / "report.json").read_bytes())
     assert main(["render", "--quiet", str(archive), "--format", "html,md"]) == 0
+    assert capsys.readouterr().err == ""  # report.json is the source, not a file left from an earlier run
     assert sorted(p.name for p in archive.iterdir()) == ["report.html", "report.json", "report.md"]
     assert (archive / "report.html").read_bytes() == (lenet_report / "report.html").read_bytes()
 

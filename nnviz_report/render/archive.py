@@ -90,6 +90,7 @@ def run_render(archive: Path, *, out_dir: Path | None, formats: tuple[OutputForm
     target = prepare_output_dir(out_dir if out_dir is not None else path.absolute().parent, formats)
     progress.stage("figures")
     report = draw_archived_figures(report, one_line(path))
-    paths = write_report_files(report, formats, target, progress, template_dir=template_dir)
+    paths = write_report_files(report, formats, target, progress, template_dir=template_dir,
+                               source=path.absolute())
     progress.close()
     return RenderResult(report, paths, 0)
