@@ -171,6 +171,7 @@ def _set(path: str, value: object):  # noqa: ANN202
     (_set("gradients.ratio_band", None), "gradients.ratio_band is missing"),
     (_set("saliency.samples.0.slot", 40), "saliency.samples[0].slot is 40, but there are 4 showcase samples"),
     (_set("showcase.0.label", 12), "showcase[0].label is 12, not a class number below 10"),
+    (_set("slices.cka.0", [0.5]), "its figures cannot be drawn (ValueError: "),
 ])
 def test_damaged_or_older_archive_exits_2_with_one_line(lenet_report: Path, tmp_path: Path, capsys, change,
                                                          expected: str) -> None:
