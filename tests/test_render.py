@@ -239,7 +239,7 @@ def test_values_keep_their_multiset_to_half_a_step_of_the_range() -> None:
 
 @pytest.mark.parametrize("spec", [f"tests.fixtures.odd_models:{name}" for name in (
     "no_parameters", "integer_parameter", "token_batch_norm", "css_looking_names", "surrogate_names")]
-    + ["torchscript"])
+    + ["tests.test_render:rectangular_kernels", "torchscript"])
 def test_unusual_models_render_identically(spec: str, image_folder: Path, tmp_path: Path) -> None:
     """Odd names (control characters, lone surrogates, CSS-looking), no parameters, token layouts and
     a TorchScript model (no flow diagram, no saliency) come back byte for byte as well."""
@@ -258,3 +258,10 @@ def test_unusual_models_render_identically(spec: str, image_folder: Path, tmp_pa
     assert main(["render", "--quiet", str(report / "report.json"), "-o", str(out), "--format", "html,json,md"]) == 0
     for name in ("report.html", "report.json", "report.md"):
         assert (out / name).read_bytes() == (report / name).read_bytes(), name
+
+
+def rectangular_kernels():  # noqa: ANN201 (torch is imported only where a test builds a model)
+    """A first convolution with 3×5 kernels: its filter mosaic is redrawn with the tiles' own height."""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(3, 4, (3, 5)), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))

@@ -172,12 +172,14 @@ def compare_figures(section: CompareSection) -> tuple[Figure | None, Figure | No
     return weight, cka
 
 
-def mosaic_tiles(pixels: np.ndarray, where: str) -> np.ndarray:
-    """Tiles stacked top to bottom, ``(n · k, k, 3)``, back to ``(n, k, k, 3)``."""
-    k = pixels.shape[1]
-    if pixels.shape[0] % k:
-        raise SchemaError(f"report.json: {where} is not a stack of square tiles; the file is damaged")
-    return pixels.reshape(-1, k, k, 3)
+def mosaic_tiles(pixels: np.ndarray, shapes: dict[str, tuple[int, ...]], layer: str | None, where: str) -> np.ndarray:
+    """Tiles stacked top to bottom, ``(n · kh, kw, 3)``, back to ``(n, kh, kw, 3)``; ``kh`` from
+    the layer's weight shape in ``shapes`` (parameter name → shape), square where it is not there."""
+    shape = shapes.get(f"{layer}.weight", ())
+    kh = int(shape[2]) if len(shape) == 4 else pixels.shape[1]
+    if kh < 1 or pixels.shape[0] % kh:
+        raise SchemaError(f"report.json: {where} is not a stack of {kh}-pixel-high tiles; the file is damaged")
+    return pixels.reshape(-1, kh, pixels.shape[1], 3)
 
 
 def packed_values(packed: PackedValues, where: str) -> np.ndarray:
@@ -257,6 +259,7 @@ def _gradients(section: GradientsSection) -> GradientsSection:
     first = section.first_layer
     if first is not None:
         tiles = mosaic_tiles(decode_pixels(section.first_layer_tiles, "gradients.first_layer_tiles", channels=3),
+                             {p.name: p.shape for p in section.params}, section.first_layer_name,
                              "gradients.first_layer_tiles")
         first = gradient_mosaic(tiles, section.first_layer_name or "")
     return dataclasses.replace(section, flow=gradient_flow(section.params, section.ratio_band), first_layer=first)
@@ -271,6 +274,7 @@ def _weights(section: WeightsSection) -> WeightsSection:
     first = section.first_layer
     if first is not None:
         tiles = mosaic_tiles(decode_pixels(section.first_layer_tiles, "weights.first_layer_tiles", channels=3),
+                             {r.name: r.shape for r in section.rows}, section.first_layer_name,
                              "weights.first_layer_tiles")
         first = weight_mosaic(tiles, section.first_layer_name or "")
     return dataclasses.replace(section, distribution=distribution, depth=depth, first_layer=first)
