@@ -185,6 +185,47 @@ def test_damaged_or_older_archive_exits_2_with_one_line(lenet_report: Path, tmp_
     assert sorted(p.name for p in path.parent.iterdir()) == ["report.json"]
 
 
+def as_schema_1_1(record: dict) -> dict:
+    """``record`` without the figure sources schema 1.2 added, as a 1.1 archive is."""
+    record["schema_version"] = "1.1"
+    for sample in record["showcase"]:
+        del sample["pixels"]
+    for grid in record["activations"]["grids"]:
+        del grid["levels"]
+    for key in ("ratio_band", "first_layer_tiles"):
+        del record["gradients"][key]
+    for key in ("distribution_values", "first_layer_tiles"):
+        del record["weights"][key]
+    del record["slices"]["strip_channels"]
+    for strip in record["slices"]["strips"]:
+        del strip["levels"]
+    for sample in record["saliency"]["samples"]:
+        for m in sample["maps"]:
+            del m["heat"]
+    for thumbnail in record["robustness"]["thumbnails"]:
+        del thumbnail["pixels"]
+    return record
+
+
+def test_archives_of_schema_1_1_still_read_for_compare(lenet_report: Path, image_folder: Path, tmp_path: Path,
+                                                      capsys) -> None:
+    """Compare and the typed reader need no figure sources: a 1.1 archive reads, render refuses it."""
+    from nnviz_report.report_json import from_jsonable
+    from nnviz_report.report_model import Report
+
+    record = as_schema_1_1(json.loads((lenet_report / "report.json").read_text(encoding="utf-8")))
+    assert from_jsonable(Report, record).showcase[0].pixels == ""
+    old = tmp_path / "old" / "report.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps(record), encoding="utf-8")
+    assert main(["compare", "--quiet", "--model", "lenet", "--data", str(image_folder), "--per-class", "2",
+                 "--base-json", str(old), "--format", "json", "-o", str(tmp_path / "compare")]) == 0
+    compared = json.loads((tmp_path / "compare" / "report.json").read_text(encoding="utf-8"))
+    assert compared["compare"]["base"]["schema_version"] == "1.1" and compared["compare"]["accuracy"]["delta"] == 0
+    assert main(["render", str(old), "-o", str(tmp_path / "rendered")]) == 2
+    assert "was written by schema 1.1, which does not carry figure sources" in capsys.readouterr().err
+
+
 def test_missing_archive_and_bad_format_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["render", str(tmp_path / "nothing.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
