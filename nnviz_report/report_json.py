@@ -48,6 +48,13 @@ def from_jsonable(cls: type[T], data: Any, *, what: str = "report.json",
     return result
 
 
+def recorded(cls: type[T], value: T) -> T:
+    """``value`` (a report-model dataclass) as report.json records it: non-finite numbers become
+    NaN or None, as reading the archive back gives them. For drawing from in-memory numbers
+    exactly what ``render`` will draw from the JSON."""
+    return from_jsonable(cls, to_jsonable(value))
+
+
 def as_recorded(report: Report) -> Report:
     """``report`` as its report.json records it, its drawn figures kept: every file of a run is
     rendered from this, so what the HTML, PDF and Markdown show is what ``render`` shows from the

@@ -57,7 +57,13 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
 def flow_figures(graph: FlowGraph, direction: str, layers: Sequence[LayerStats],
                  params: Sequence[ParamStats]) -> tuple[Figure, tuple[Figure, ...]]:
     """The diagram and its print pages, from the graph and the rows the report records (their
-    severities colour the nodes, their anchors are the nodes' links)."""
+    severities colour the nodes, their anchors are the nodes' links). Drawn from them as report.json
+    records them: an infinite ratio, recorded as null, is left out of a node's tooltip in both."""
+    from ..report_json import recorded
+
+    graph = recorded(FlowGraph, graph)
+    layers = [recorded(LayerStats, row) for row in layers]
+    params = [recorded(ParamStats, p) for p in params]
     anchors = Anchors.recorded([("act", row.name, row.anchor) for row in layers]
                                + [("grad", p.name, p.anchor) for p in params])
     health = with_folded_health(graph, node_health(layers, params))
