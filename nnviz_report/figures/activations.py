@@ -32,11 +32,6 @@ def most_active_channels(maps: np.ndarray, limit: int = MAX_CHANNELS) -> np.ndar
     return np.sort(chosen)
 
 
-def feature_grid(maps: np.ndarray, channels: np.ndarray, name: str, alt: str) -> Figure:
-    """One sample's (C, H, W) maps: the chosen channels, each scaled to its own range."""
-    return feature_grid_figure(grid_levels(maps, channels), len(channels), name, alt)
-
-
 def grid_levels(maps: np.ndarray, channels: np.ndarray) -> np.ndarray:
     """One sample's chosen channels of its (C, H, W) maps, each scaled to its own range, as uint8
     colour-map levels stacked top to bottom: (len(channels) · H, W), what its grid is drawn from."""

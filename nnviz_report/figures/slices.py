@@ -27,7 +27,6 @@ from .common import (
     svg_figure,
 )
 from .saliency import BLEND
-from .source import quantise_unit
 
 TILE = 40  # px per map: four strips side by side fit a 768 px column and the PDF's text width
 GAP = 3
@@ -68,16 +67,11 @@ def _overlay(thumb: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return np.clip(((1 - weight) * thumb + weight * colours).round(), 0, 255).astype(np.uint8)
 
 
-def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray]], name: str, alt: str) -> Figure:
-    """One sample through the layers, top to bottom: the input, then for each layer where in the
-    image it responds (``response_map`` blended over the input, inferno: dark low, yellow high).
-    One tile per layer, not its channels: those are the Activations section's feature maps."""
-    rows = [(label, maps.shape[0], quantise_unit(response_map(maps))) for label, maps in layers]
-    return strip_figure(image_hwc, rows, name, alt)
-
-
 def strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, int, np.ndarray]], name: str, alt: str) -> Figure:
-    """The strip drawn from each layer's (name, channels, response map as uint8 levels 0–255)."""
+    """One sample through the layers, top to bottom: the input, then for each layer where in the
+    image it responds (its ``response_map`` as uint8 levels 0–255, blended over the input, inferno:
+    dark low, yellow high), labelled with its name and channel count. One tile per layer, not its
+    channels: those are the Activations section's feature maps."""
     thumb = _enlarge(image_hwc, TILE)
     rows = [("input", f"{image_hwc.shape[0]}×{image_hwc.shape[1]}", thumb)]
     rows += [(label, f"{channels} ch · {levels.shape[0]}×{levels.shape[1]}", _overlay(thumb, levels))
