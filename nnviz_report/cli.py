@@ -50,6 +50,11 @@ examples (no model, no data, no PyTorch needed):
   nnviz-report render releases/1.4/report.json                 (report.html, .pdf, .md next to it)
   nnviz-report render releases/1.4/report.json -o out/1.4 --format html
 """
+HISTORY_EXAMPLES = """\
+examples (each report.json archived by `nnviz-report report ... --format json`, same --data and --per-class):
+  nnviz-report history releases/v1.0/report.json releases/v1.1/report.json releases/v1.2/report.json -o history
+  nnviz-report history releases/*/report.json --labels v1.0,v1.1,v1.2 --fail-on fail   (oldest first)
+"""
 COMPARE_EXAMPLES = """\
 examples (DATA as for report):
   nnviz-report compare --model resnet20 --base-weights nnviz_report/weights/resnet20_early.pt --data DATA
@@ -206,7 +211,33 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="no progress and no closing summary on stderr (errors still shown)"
     )
     render.add_argument("--debug", action="store_true", help="print the traceback of an error (also NNVIZ_DEBUG=1)")
+    _history_parser(commands)
     return parser
+
+
+def _history_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    history = commands.add_parser(
+        "history", help="a history over archived report.json files of one model (no torch, no model, no data)",
+        description="A history over N archived report.json files of one model on one sample, oldest first: "
+        "accuracy, checklist, McNemar, per-class accuracy and per-layer drift over releases.",
+        epilog=f"{HISTORY_EXAMPLES}\n{EXIT_CODES}\n{README_POINTER}", formatter_class=_HelpFormatter,
+    )
+    history.add_argument("archives", nargs="+", type=Path, metavar="REPORT_JSON",
+                         help="archived report.json files, oldest first (at least two)")
+    history.add_argument("--labels", metavar="LIST",
+                         help="release names, comma-separated, oldest first (default: each archive's folder name)")
+    history.add_argument("--format", default="html,pdf,json,md", metavar="LIST",
+                         help="comma-separated, any of html,pdf,json,md")
+    history.add_argument("-o", "--out", type=Path, default=Path("nnviz-history"), metavar="OUT_DIR",
+                         help="output folder for history.html, .pdf, .json, .md (replaced only when complete)")
+    history.add_argument("--fail-on", choices=FAIL_ON_CHOICES,
+                         help="exit 1 when the newest release regresses against the one before at this severity: "
+                         "a new finding at it, or (fail) accuracy significantly lower by exact McNemar")
+    history.add_argument("--config", type=Path, metavar="TOML", help="threshold overrides (compare_p_value)")
+    history.add_argument("--template-dir", type=Path, metavar="DIR",
+                         help="templates that override the built-in ones file by file")
+    history.add_argument("-q", "--quiet", action="store_true", help="no progress and no closing summary on stderr")
+    history.add_argument("--debug", action="store_true", help="print the traceback of an error (also NNVIZ_DEBUG=1)")
 
 
 def command_list(parser: argparse.ArgumentParser) -> str:
@@ -279,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_command(args: argparse.Namespace) -> int:
     if args.command == "render":
         return _run_render(args)
+    if args.command == "history":
+        return _run_history(args)
     settings = settings_from(args)
     with announce(args, settings) as progress:
         if args.command == "compare":
@@ -306,6 +339,20 @@ def _run_render(args: argparse.Namespace) -> int:
         result = run_render(args.archive, out_dir=args.out, formats=formats, template_dir=args.template_dir,
                             progress=progress)
     write_closing(progress, result, fail_on=None)
+    return result.exit_code
+
+
+def _run_history(args: argparse.Namespace) -> int:
+    from .history_command import closing_lines, run_history
+
+    formats = OutputFormat.parse_list(args.format)
+    with Progress(enabled=not args.quiet) as progress:
+        progress.note(f"history of {len(args.archives)} archives into {args.out.expanduser().absolute()}")
+        result = run_history(args.archives, labels=args.labels, out_dir=args.out, formats=formats,
+                             fail_on=args.fail_on, config_file=args.config, template_dir=args.template_dir,
+                             progress=progress)
+        for line in closing_lines(result, fail_on=args.fail_on, elapsed=progress.elapsed()):
+            progress.note(line)
     return result.exit_code
 
 

@@ -52,6 +52,7 @@ from .sections.saliency import saliency_section
 from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
 from .sections.weights import weight_tensors, weights_section
+from .weight_sketch import sketch_weights
 
 NORMALISATION = (
     "pixels / 255, then per channel (x − mean) / std with CIFAR-10's mean (0.4914, 0.4822, 0.4465) "
@@ -207,6 +208,7 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
         saliency=saliency,
         flow=flow,
         robustness=robustness,
+        weight_sketches=sketch_weights(module.named_parameters()),
     )
 
 

@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from .flow_model import FlowGraph, LayerRow
+from .weight_sketch import WeightSketches
 
 SCHEMA_VERSION = "1.2"
 # Archives compare can still read: 1.0 lacks the checklist and the intervals, which compare
@@ -292,6 +293,7 @@ class Report:
     compare: CompareSection | None = None
     robustness: RobustnessSection | None = None
     robustness_compare: RobustnessComparison | None = None
+    weight_sketches: WeightSketches | None = None  # for the history's weight drift (weight_sketch.py)
 
 
 def to_jsonable(value: Any) -> Any:

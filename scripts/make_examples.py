@@ -1,7 +1,7 @@
 """Regenerate example_reports/ from the shipped weights (``make examples``), and optionally the
 screenshots in docs/screenshots/ from example_reports/resnet20/report.html.
 
-    python scripts/make_examples.py                  # lenet, lenet-damaged, resnet20, compare-resnet20
+    python scripts/make_examples.py                  # lenet, lenet-damaged, resnet20, compare-resnet20, history…
     python scripts/make_examples.py --screenshots    # and docs/screenshots/*.png
     python scripts/make_examples.py --only resnet20 --weights resnet20=/tmp/r20.pt -o /tmp/examples
 
@@ -13,6 +13,7 @@ deterministic: running this twice gives the same bytes, which tests/test_example
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tarfile
@@ -58,6 +59,34 @@ def damaged_lenet(shipped: Path, folder: Path) -> Path:
     torch.save(state, path)
     return path
 
+
+PRUNED_NAME = "resnet20-pruned.pt"
+PRUNED_SHARE = 0.5
+
+
+def pruned_resnet20(shipped: Path, folder: Path) -> Path:
+    """The shipped ResNet-20 with global magnitude pruning: the 50 % of all convolution weights
+    (every 4-D weight, shortcuts included) smallest in magnitude set to zero, the rest and every
+    other tensor unchanged. The threshold is the median |w| over all of them (ties at it pruned
+    too); the file's bytes are the same on every run."""
+    import torch
+
+    state = torch.load(shipped, weights_only=True)
+    convs = [k for k, v in state.items() if k.endswith("weight") and v.dim() == 4]
+    magnitudes = torch.cat([state[k].abs().reshape(-1) for k in convs])
+    threshold = magnitudes.kthvalue(int(PRUNED_SHARE * magnitudes.numel())).values
+    for k in convs:
+        state[k] = torch.where(state[k].abs() <= threshold, torch.zeros_like(state[k]), state[k])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / PRUNED_NAME
+    torch.save(state, path)
+    return path
+
+
+# The history example: three releases of resnet20, oldest first, archived as releases/<version>/report.json
+# in the cache (only the history goes into example_reports/).
+HISTORY_EXAMPLE = "history-resnet20"
+HISTORY_RELEASES = (("v1.0", "resnet20_early.pt"), ("v1.1", "resnet20.pt"), ("v1.2", PRUNED_NAME))
 
 EXAMPLES = (
     Example("lenet", "lenet", WEIGHTS / "lenet.pt"),
@@ -137,6 +166,34 @@ def make_example(example: Example, data: Path, out_root: Path, *, per_class: int
     return out
 
 
+def make_history_example(data: Path, out_root: Path, *, per_class: int = PER_CLASS) -> Path:
+    """Archive one report.json per release (early checkpoint, final, pruned), then build their history."""
+    from nnviz_report.cli import main
+
+    releases = CACHE / HISTORY_EXAMPLE / "releases"
+    pruned = pruned_resnet20(WEIGHTS / "resnet20.pt", CACHE / "pruned")
+    archives = []
+    for version, file in HISTORY_RELEASES:
+        weights = pruned if file == PRUNED_NAME else WEIGHTS / file
+        out = releases / version
+        print(f"make_examples: {HISTORY_EXAMPLE}: release {version} ({file}) …", file=sys.stderr)
+        code = main(["report", "--quiet", "--model", "resnet20", "--weights", str(weights), "--data", str(data),
+                     "--per-class", str(per_class), "--format", "json", "-o", str(out)])
+        if code not in (0, 1):
+            raise SystemExit(f"make_examples: {HISTORY_EXAMPLE} release {version} failed with exit code {code}")
+        archives.append(str(out / "report.json"))
+    out = (out_root / HISTORY_EXAMPLE).absolute()
+    print(f"make_examples: {HISTORY_EXAMPLE}: nnviz-report history …", file=sys.stderr)
+    # From the archive's folder, so that the history names them releases/<version>/report.json, the
+    # same on every machine, instead of this machine's cache path.
+    with contextlib.chdir(releases.parent):
+        code = main(["history", "--quiet", *(str(Path(a).relative_to(releases.parent)) for a in archives),
+                     "--format", "html,pdf,json,md", "-o", str(out)])
+    if code not in (0, 1):
+        raise SystemExit(f"make_examples: {HISTORY_EXAMPLE} failed with exit code {code}")
+    return out
+
+
 def take_screenshots(examples: Path, target: Path, *, width: int = 1280, height: int = 900) -> list[Path]:
     """One screenshot per section, scrolled to its anchor, as small palette PNGs (the verdict ones at
     the top of the page: the first screen a reader sees)."""
@@ -194,7 +251,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--out", type=Path, default=ROOT / "example_reports", help="default: example_reports/")
     parser.add_argument("--data", type=Path, help="an ImageFolder test split (default: extracted from the archive)")
-    parser.add_argument("--only", action="append", choices=[e.name for e in EXAMPLES], help="this example only")
+    parser.add_argument("--only", action="append", choices=[*(e.name for e in EXAMPLES), HISTORY_EXAMPLE],
+                        help="this example only")
     parser.add_argument("--weights", action="append", default=[], metavar="MODEL=FILE",
                         help="use FILE instead of the shipped weights of MODEL (for trying the script out)")
     parser.add_argument("--per-class", type=int, default=PER_CLASS)
@@ -219,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.only and example.name not in args.only:
                 continue
             make_example(example, data, args.out, per_class=args.per_class, weights=overrides.get(example.model))
+        if not args.only or HISTORY_EXAMPLE in args.only:
+            make_history_example(data, args.out, per_class=args.per_class)
         total = folder_size(args.out) if args.out.exists() else 0
         print(f"make_examples: {args.out} holds {total / 2**20:.1f} MB", file=sys.stderr)
         if total > SIZE_BUDGET:
