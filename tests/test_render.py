@@ -281,11 +281,13 @@ def test_values_keep_their_multiset_to_half_a_step_of_the_range() -> None:
 @pytest.mark.parametrize("spec", [f"tests.fixtures.odd_models:{name}" for name in (
     "no_parameters", "integer_parameter", "token_batch_norm", "css_looking_names", "surrogate_names")]
     + ["tests.fixtures.hostile_models:nan_weights", "tests.fixtures.audit_models:nan_weight_net",
+       "tests.fixtures.vit_models:tiny_vit",
        "tests.test_render:rectangular_kernels", "torchscript"])
 def test_unusual_models_render_identically(spec: str, image_folder: Path, tmp_path: Path) -> None:
-    """Odd names (control characters, lone surrogates, CSS-looking), no parameters, token layouts, NaN
-    weights (non-finite statistics, which report.json records as null) and a TorchScript model (no flow
-    diagram, no saliency) come back byte for byte as well."""
+    """Odd names (control characters, lone surrogates, CSS-looking), no parameters, token layouts, a
+    vision transformer (patch tokens on their grid, Grad-CAM through a norm), NaN weights (non-finite
+    statistics, which report.json records as null) and a TorchScript model (no flow diagram, no
+    saliency) come back byte for byte as well."""
     if spec == "torchscript":
         import torch
 
