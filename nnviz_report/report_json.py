@@ -164,6 +164,9 @@ class _Reader:
     def _union(self, hint: Any, args: tuple[Any, ...], value: Any, path: str) -> Any:
         if value is None and _NONE_TYPE in args:
             return None
+        present = [arg for arg in args if arg is not _NONE_TYPE]
+        if len(present) == 1:  # X | None: X's own message names the field inside X that is wrong
+            return self.read(present[0], value, path)
         for arg in args:
             if arg is _NONE_TYPE:
                 continue
