@@ -46,6 +46,11 @@ examples (DATA: a folder with the ten CIFAR-10 class folders, e.g. the test/ fol
   nnviz-report report --model mypkg.models:build --weights net.pt --data DATA
   nnviz-report report --model torchscript:net.pt --data DATA
 """
+RENDER_EXAMPLES = """\
+examples (no model, no data, no PyTorch needed):
+  nnviz-report render releases/1.4/report.json                 (report.html, .pdf, .md next to it)
+  nnviz-report render releases/1.4/report.json -o out/1.4 --format html
+"""
 HISTORY_EXAMPLES = """\
 examples (each report.json archived by `nnviz-report report ... --format json`, same --data and --per-class):
   nnviz-report history releases/v1.0/report.json releases/v1.1/report.json releases/v1.2/report.json -o history
@@ -187,6 +192,26 @@ def build_parser() -> argparse.ArgumentParser:
     base = compare.add_mutually_exclusive_group(required=True)
     base.add_argument("--base-weights", type=Path, metavar="FILE", help="the old checkpoint")
     base.add_argument("--base-json", type=Path, metavar="FILE", help="an archived report.json of the old model")
+    render = commands.add_parser(
+        "render", help="rebuild a report from its archived report.json alone (no model, no data, no torch)",
+        description="Rebuild a report from its archived report.json alone: no model, no data, no PyTorch. "
+        "The HTML and Markdown are byte for byte those the same nnviz_report version wrote with that JSON.",
+        epilog=f"{RENDER_EXAMPLES}\n{EXIT_CODES}\n{README_POINTER}", formatter_class=_HelpFormatter,
+    )
+    render.add_argument("archive", type=Path, metavar="ARCHIVE/report.json",
+                        help="a report.json written by nnviz-report report or compare (or its folder)")
+    render.add_argument("-o", "--out", type=Path, metavar="OUT_DIR",
+                        help="output folder (default: the archive's own folder; files are replaced only when "
+                        "the new ones are complete)")
+    render.add_argument("--format", default="html,pdf,md", metavar="LIST",
+                        help="comma-separated, any of html,pdf,json,md")
+    render.add_argument(
+        "--template-dir", type=Path, metavar="DIR", help="templates that override the built-in ones file by file"
+    )
+    render.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress and no closing summary on stderr (errors still shown)"
+    )
+    render.add_argument("--debug", action="store_true", help="print the traceback of an error (also NNVIZ_DEBUG=1)")
     _history_parser(commands)
     return parser
 
@@ -284,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    if args.command == "render":
+        return _run_render(args)
     if args.command == "history":
         return _run_history(args)
     settings = settings_from(args)
@@ -298,6 +325,21 @@ def _run_command(args: argparse.Namespace) -> int:
 
             result = run(settings, progress=progress)
     write_closing(progress, result, fail_on=args.fail_on)
+    return result.exit_code
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    """No torch here or below: render draws from the archive alone (tests check sys.modules)."""
+    from .render.archive import run_render
+
+    formats = OutputFormat.parse_list(args.format)
+    progress = Progress(enabled=not args.quiet)
+    with progress:
+        out = args.out.expanduser().absolute() if args.out is not None else "the archive's folder"
+        progress.note(f"render {args.archive.expanduser().absolute()} into {out}")
+        result = run_render(args.archive, out_dir=args.out, formats=formats, template_dir=args.template_dir,
+                            progress=progress)
+    write_closing(progress, result, fail_on=None)
     return result.exit_code
 
 

@@ -25,8 +25,9 @@ from .checks import CheckInputs, run_checks
 from .config import ReportSettings
 from .data import SampleSet
 from .errors import CompareError, ConfigError, SchemaError
-from .figures.common import image_pixels, png_figure
-from .figures.compare import cka_change_figure, weight_change_figure
+from .figures.common import image_pixels
+from .figures.draw import changed_thumbnail, compare_figures
+from .figures.source import encode_pixels
 from .models import LoadedModel
 from .pipeline import Analysis, Prepared, ReportResult, analyse, build_report, prepare, publish
 from .progress import Progress
@@ -195,7 +196,7 @@ def compare_section(base: Side, head: Side, sample: SampleSet, *, anchors: Mappi
         "checkpoint and are not shown. Every other number is compared with what the archive recorded.")
     weight_rows = [p for p in params if len(p.shape) > 1]
     layer_cka = [(row.name, row.cka) for row in layers if row.cka is not None]
-    return CompareSection(
+    section = CompareSection(
         mode="checkpoints" if both_checkpoints else "archived-json",
         base=base.info, head=head.info,
         accuracy=Change.of(perf_b.accuracy, perf_h.accuracy),
@@ -216,10 +217,13 @@ def compare_section(base: Side, head: Side, sample: SampleSet, *, anchors: Mappi
         findings_new=sum(f.status == "new" for f in findings),
         findings_resolved=sum(f.status == "resolved" for f in findings),
         findings_unchanged=sum(f.status == "unchanged" for f in findings),
-        weight_figure=weight_change_figure([p.name for p in weight_rows], [p.relative for p in weight_rows])
-        if weight_rows else None,
-        cka_figure=cka_change_figure([n for n, _ in layer_cka], [c for _, c in layer_cka]) if layer_cka else None,
+        weight_figure=None,
+        cka_figure=None,
     )
+    # Drawn from the section's own numbers, exactly as render draws them from report.json.
+    weight_figure, cka_figure = compare_figures(section)
+    return dataclasses.replace(section, weight_figure=weight_figure if weight_rows else None,
+                               cka_figure=cka_figure if layer_cka else None)
 
 
 def _param_changes(base: LoadedModel | None, head: LoadedModel | None) -> list[ParamChange]:
@@ -267,10 +271,11 @@ def _changed_predictions(base: Performance, head: Performance,
     shown = []
     for slot, position in enumerate((broken + fixed + other)[:MAX_CHANGED_SHOWN]):
         label, b, h = int(labels[position]), int(before[position]), int(after[position])
-        thumb = png_figure(image_pixels(sample.images[position].numpy()), f"changed-{slot}",
-                           f"A {names[label]} predicted {names[b]} by the base and {names[h]} by the head", scale=2)
+        pixels = image_pixels(sample.images[position].numpy())
+        thumb = changed_thumbnail(pixels, slot, names[label], names[b], names[h])
         kind = "broken" if b == label else "fixed" if h == label else "other"
-        shown.append(PredictionChange(position, sample.indices[position], label, b, h, kind, thumb))
+        shown.append(PredictionChange(position, sample.indices[position], label, b, h, kind, thumb,
+                                      encode_pixels(pixels)))
     return shown, int(moved.size), len(fixed), len(broken)
 
 

@@ -183,19 +183,31 @@ def _write(path: Path, data: bytes) -> None:
 # ---- writing and publishing ---------------------------------------------------------------------
 
 def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progress: Progress) -> dict[str, Path]:
+    """Every file is rendered from the report as report.json records it (``as_recorded``), so that
+    ``nnviz-report render`` of that JSON gives the same bytes."""
+    from .report_json import as_recorded
+
+    return write_report_files(as_recorded(report), settings.formats, out_dir, progress,
+                              template_dir=settings.template_dir)
+
+
+def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_dir: Path, progress: Progress, *,
+                       template_dir: Path | None, source: Path | None = None) -> dict[str, Path]:
+    """Every format of ``report`` staged, then published together (report, compare and render).
+    ``source``: the report.json render read, which is not a stale file of an earlier run."""
     from .render.html import render_html
     from .render.json_record import render_json
     from .render.markdown import render_markdown
 
     if out_dir.is_dir():
-        _check_targets(out_dir, settings.formats)
+        _check_targets(out_dir, formats)
     with staging_dir(out_dir) as staging:
         names: list[str] = []
         html = None
-        if OutputFormat.HTML in settings.formats or OutputFormat.PDF in settings.formats:
+        if OutputFormat.HTML in formats or OutputFormat.PDF in formats:
             progress.stage("rendering HTML")
-            html = _utf8(render_html(report, template_dir=settings.template_dir))
-        for fmt in settings.formats:
+            html = _utf8(render_html(report, template_dir=template_dir))
+        for fmt in formats:
             if fmt is OutputFormat.HTML:
                 assert html is not None
                 data = html.encode("utf-8")
@@ -212,12 +224,13 @@ def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progr
                 data = _utf8(render_json(report)).encode("utf-8")
             else:
                 progress.stage("rendering Markdown")
-                data = _utf8(render_markdown(report, template_dir=settings.template_dir)).encode("utf-8")
+                data = _utf8(render_markdown(report, template_dir=template_dir)).encode("utf-8")
             _write(staging / FILE_NAMES[fmt], data)
             names.append(FILE_NAMES[fmt])
         publish(staging, out_dir, names)
-    note_stale_reports(out_dir, names)
-    return {fmt.value: out_dir / FILE_NAMES[fmt] for fmt in settings.formats}
+    beside = source is not None and source.parent.resolve() == out_dir.resolve()
+    note_stale_reports(out_dir, names + ([source.name] if source is not None and beside else []))
+    return {fmt.value: out_dir / FILE_NAMES[fmt] for fmt in formats}
 
 
 def _utf8(text: str) -> str:

@@ -22,7 +22,9 @@ from .config import ReportSettings, Severity
 from .corruptions import SEVERITIES, SUITE
 from .data import SampleSet, load_sample, normalise
 from .errors import ConfigError
-from .figures.common import image_pixels, png_figure
+from .figures.common import image_pixels
+from .figures.draw import showcase_thumbnail
+from .figures.source import encode_pixels
 from .models import LoadedModel, load_model
 from .output import prepare_output_dir, write_outputs
 from .probes import run_probes
@@ -263,7 +265,7 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
         showcase=showcase(sample, capture),
         summary=summary_section(analysis.performance, sample.class_names),
         activations=activations_section(capture.layers, analysis.layers),
-        gradients=gradients_section(analysis.params, capture.first_conv, prepared.thresholds),
+        gradients=gradients_section(analysis.params, capture.first_conv, prepared.thresholds),  # figures: figures.draw
         weights=analysis.weights,
         slices=slices,
         saliency=analysis.saliency,
@@ -287,10 +289,10 @@ def showcase(sample: SampleSet, capture: CaptureResult) -> tuple[ShowcaseSample,
         row = logits[position].astype(np.float64)
         probs = np.exp(row - row.max())
         probs /= probs.sum()
-        thumb = png_figure(image_pixels(sample.images[position].numpy()), f"showcase-{slot}",
-                           f"Showcase sample {slot + 1}: a {sample.class_names[int(sample.labels[position])]}", scale=3)
+        pixels = image_pixels(sample.images[position].numpy())
+        thumb = showcase_thumbnail(pixels, slot, sample.class_names[int(sample.labels[position])])
         items.append(ShowcaseSample(position, sample.indices[position], int(sample.labels[position]),
-                                    int(probs.argmax()), float(probs.max()), thumb))
+                                    int(probs.argmax()), float(probs.max()), thumb, encode_pixels(pixels)))
     return tuple(items)
 
 

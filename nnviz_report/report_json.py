@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .errors import SchemaError, one_line
-from .report_model import Figure
+from .report_model import Figure, Report, iter_figures, to_jsonable
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ def figure_by_name(value: Any, path: str) -> Figure:
     reads an archive for its numbers (compare, history); rendering needs a reader that draws."""
     if not isinstance(value, dict) or not isinstance(value.get("figure"), str):
         raise SchemaError(f"{path} must be a figure reference {{\"figure\": name}}")
-    return Figure(name=value["figure"], media_type="", data=b"", alt="")
+    return Figure.undrawn(value["figure"])
 
 
 def from_jsonable(cls: type[T], data: Any, *, what: str = "report.json",
@@ -46,6 +46,29 @@ def from_jsonable(cls: type[T], data: Any, *, what: str = "report.json",
     reader = _Reader(what, read_figure)
     result: T = reader.read(cls, data, "")
     return result
+
+
+def recorded(cls: type[T], value: T) -> T:
+    """``value`` (a report-model dataclass) as report.json records it: non-finite numbers become
+    NaN or None, as reading the archive back gives them. For drawing from in-memory numbers
+    exactly what ``render`` will draw from the JSON."""
+    return from_jsonable(cls, to_jsonable(value))
+
+
+def as_recorded(report: Report) -> Report:
+    """``report`` as its report.json records it, its drawn figures kept: every file of a run is
+    rendered from this, so what the HTML, PDF and Markdown show is what ``render`` shows from the
+    JSON, byte for byte, even where JSON is lossy (an infinite Fisher ratio is recorded as null and
+    shown as "—" in every format, not "∞" in the HTML alone)."""
+    figures = iter(iter_figures(report))
+
+    def drawn(value: Any, path: str) -> Figure:
+        figure = next(figures)
+        if value != {"figure": figure.name}:  # the reader visits figures in field order, as iter_figures does
+            raise AssertionError(f"{path}: figure {figure.name!r} out of order")
+        return figure
+
+    return from_jsonable(Report, to_jsonable(report), read_figure=drawn)
 
 
 _MISSING = object()
@@ -141,10 +164,9 @@ class _Reader:
     def _union(self, hint: Any, args: tuple[Any, ...], value: Any, path: str) -> Any:
         if value is None and _NONE_TYPE in args:
             return None
-        others = [arg for arg in args if arg is not _NONE_TYPE]
-        if len(others) == 1 and dataclasses.is_dataclass(others[0]) and isinstance(value, dict):
-            # An optional section that is there: the field inside it that is wrong is the news.
-            return self.read(others[0], value, path)
+        present = [arg for arg in args if arg is not _NONE_TYPE]
+        if len(present) == 1:  # X | None: X's own message names the field inside X that is wrong
+            return self.read(present[0], value, path)
         for arg in args:
             if arg is _NONE_TYPE:
                 continue

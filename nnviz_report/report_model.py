@@ -2,7 +2,11 @@
 
 It holds numbers, strings and figure bytes; no tensors, no HTML, no formatting. Everything
 except figure bytes goes into report.json, so an archived JSON carries every number the HTML
-showed.
+showed, and everything the figures are drawn from: figures are pure functions of the rest of the
+model (``figures.draw``), so ``nnviz-report render`` redraws them from report.json alone. Where
+a figure needs more than the numbers the tables show (pixels, feature maps, weight values), the
+model carries that source in a compact exact form (``figures.source``); fields that hold it
+default to empty so that archives of older schema versions, which lack them, still read.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from typing import Any
 from .flow_model import FlowGraph, LayerRow
 from .weight_sketch import WeightSketches
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 # Archives compare can still read: 1.0 lacks the checklist and the intervals, which compare
 # recomputes for the base side from the predictions and labels every version records.
-READABLE_SCHEMA_VERSIONS = ("1.0", SCHEMA_VERSION)
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", SCHEMA_VERSION)
+# Archives render can redraw: 1.2 is the first to carry every figure's source.
+RENDERABLE_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +34,11 @@ class Figure:
     alt: str
     width: int | None = None  # CSS px the figure is meant to be shown at; None: the container's width
     inline: bool = False  # inline SVG (needed for links inside it) rather than an <img>
+
+    @classmethod
+    def undrawn(cls, name: str) -> Figure:
+        """A figure known by its name only (as report.json records it), before figures.draw draws it."""
+        return cls(name, "", b"", "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +205,7 @@ class ShowcaseSample:
     predicted: int
     confidence: float
     thumbnail: Figure
+    pixels: str = ""  # the sample's RGB pixels as base64 PNG (figures.source); "" in archives before 1.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +218,8 @@ class FeatureGrid:
     images: tuple[Figure, ...]  # one per showcase sample
     layout: str  # "feature-map", or "tokens": patch tokens (class/register tokens dropped) on their grid
     role: str  # why this layer is shown: the first convolution, or the output of a stage (a run of one resolution)
+    levels: tuple[str, ...] = ()  # per showcase sample, what its image shows: the shown channels top to bottom,
+    # each scaled to its own range as levels 0–255 of the colour map, as base64 PNG (figures.source)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,6 +236,8 @@ class GradientsSection:
     flow: Figure
     first_layer: Figure | None
     first_layer_name: str | None
+    ratio_band: tuple[float, float] | None = None  # the healthy ‖g‖/‖w‖ band drawn in the flow figure
+    first_layer_tiles: str = ""  # the filters' gradients as RGB tiles stacked top to bottom, base64 PNG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -390,6 +406,19 @@ class WeightsSection:
     depth: Figure  # alpha and stable rank across depth
     first_layer: Figure | None
     first_layer_name: str | None
+    distribution_values: tuple[PackedValues, ...] = ()  # per row, the values its violin is drawn from
+    first_layer_tiles: str = ""  # the first layer's filters as RGB tiles stacked top to bottom, base64 PNG
+
+
+@dataclasses.dataclass(frozen=True)
+class PackedValues:
+    """Values a distribution figure is drawn from: finite ones only, sorted, as 4095 steps
+    between ``low`` and ``high``, delta-encoded, zlib, base64 (figures.source.encode_values)."""
+
+    low: float
+    high: float
+    count: int
+    data: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,6 +435,7 @@ class LayerSeparability:
 class SliceStrip:
     slot: int  # showcase sample number (0-based)
     image: Figure  # one row per layer: where in the image that layer responds, over the input
+    levels: tuple[str, ...] = ()  # per strip layer, its response map as levels 0–255, base64 PNG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -422,6 +452,7 @@ class SlicesSection:
     separability_figure: Figure | None
     chance: float
     samples: int
+    strip_channels: tuple[int, ...] = ()  # channels of each strip layer, for the strip's labels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -434,6 +465,7 @@ class SaliencyMapResult:
     # pixels for every map and sample (a single baseline, not an average over draws)
     image: Figure
     cam: tuple[tuple[float, ...], ...] | None  # Grad-CAM at the layer's resolution, unnormalised
+    heat: str = ""  # the map as shown (input resolution, 0–255 levels of the heat colour map), base64 PNG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -523,6 +555,7 @@ class PredictionChange:
     head: int
     kind: str  # "broken" (right in base, wrong in head) | "fixed" (wrong → right) | "other" (wrong in both)
     thumbnail: Figure
+    pixels: str = ""  # the sample's RGB pixels as base64 PNG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -633,6 +666,7 @@ class CorruptionThumbnail:
     title: str
     parameter: str
     image: Figure
+    pixels: str = ""  # the corrupted sample's RGB pixels as base64 PNG
 
 
 @dataclasses.dataclass(frozen=True)

@@ -99,3 +99,12 @@ def test_fields_with_defaults_may_be_absent_and_unknown_keys_are_ignored() -> No
     report = from_jsonable(Report, record)
     assert report.robustness_compare is None
     assert dataclasses.is_dataclass(report)
+
+
+def test_a_wrong_field_inside_an_optional_section_names_its_own_path() -> None:
+    record = _lenet()
+    assert record["flow"] is not None
+    record["flow"]["total_params"] = "many"
+    with pytest.raises(SchemaError) as caught:
+        from_jsonable(Report, record)
+    assert str(caught.value).startswith("report.json: flow.total_params must be an integer, but it is the text 'many'")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..report_model import Figure, HistogramData
+from ..stats.histogram import histogram_quantile
 from .common import (
     CATEGORICAL,
     DEPTH_WIDTH,
-    colourise,
+    colour_levels,
     depth_axis,
     drawable_names,
     new_figure,
@@ -18,6 +19,7 @@ from .common import (
     svg_figure,
     tile,
 )
+from .source import quantise_unit
 
 MAX_CHANNELS = 8  # one row per sample; 16 doubled the size of a resnet20 report for little more insight
 
@@ -30,14 +32,21 @@ def most_active_channels(maps: np.ndarray, limit: int = MAX_CHANNELS) -> np.ndar
     return np.sort(chosen)
 
 
-def feature_grid(maps: np.ndarray, channels: np.ndarray, name: str, alt: str) -> Figure:
-    """One sample's (C, H, W) maps: the chosen channels, each scaled to its own range."""
+def grid_levels(maps: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """One sample's chosen channels of its (C, H, W) maps, each scaled to its own range, as uint8
+    colour-map levels stacked top to bottom: (len(channels) · H, W), what its grid is drawn from."""
     tiles = []
     for c in channels:
         m = maps[c]
         lo, hi = float(m.min()), float(m.max())
-        tiles.append(colourise((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)))
-    h = maps.shape[1]
+        tiles.append(quantise_unit((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)))
+    return np.concatenate(tiles, axis=0)
+
+
+def feature_grid_figure(levels: np.ndarray, count: int, name: str, alt: str) -> Figure:
+    """The grid of ``count`` channel maps stacked in ``levels`` (see grid_levels)."""
+    tiles = [colour_levels(t) for t in np.split(levels, count, axis=0)]
+    h = tiles[0].shape[0]
     scale = 1 if h >= 32 else max(1, 32 // h)
     tiles = [np.kron(t, np.ones((scale, scale, 1), dtype=np.uint8)) for t in tiles]
     return png_figure(tile(tiles, columns=min(4, len(tiles)), gap=2), name, alt)
@@ -47,10 +56,8 @@ def distribution_figure(names: list[str], histograms: list[HistogramData], means
     """A fan chart: per layer the 5–95 % and 25–75 % ranges and the median, read off the
     streamed histograms, on a symmetric-log axis so small and large layers both show."""
     names = drawable_names(names)
-    from ..stats.moments import Histogram
-
     quantiles = np.array([
-        [Histogram(h.start, h.width, h.counts).quantile(q) for q in (0.05, 0.25, 0.5, 0.75, 0.95)]
+        [histogram_quantile(h.start, h.width, h.counts, q) for q in (0.05, 0.25, 0.5, 0.75, 0.95)]
         if sum(h.counts) else [np.nan] * 5
         for h in histograms
     ]).reshape(-1, 5)  # (0, 5) when no layer could be hooked (a TorchScript model)

@@ -18,6 +18,7 @@ from matplotlib.ticker import FixedFormatter, FuncFormatter, NullFormatter
 from PIL import Image
 
 from ..report_model import Figure
+from .source import quantise_unit
 
 matplotlib.use("Agg")  # no display is ever needed; pyplot is never used for drawing
 
@@ -200,11 +201,15 @@ def _exact_palette_image(pixels: np.ndarray) -> Image.Image:
 
 
 def colourise(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
-    """Values in [0, 1] → uint8 RGB through a perceptually uniform colour map."""
+    """Values in [0, 1] → uint8 RGB through a perceptually uniform colour map. NaN (from a model
+    with NaN weights) is drawn as the low end instead of indexing garbage."""
+    return colour_levels(quantise_unit(values), cmap)
+
+
+def colour_levels(levels: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+    """uint8 levels 0–255 → uint8 RGB through the colour map's 256 colours."""
     lut = (matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
-    # NaN (from a model with NaN weights) is drawn as the low end instead of indexing garbage.
-    scaled = np.nan_to_num(np.asarray(values, dtype=np.float64) * 255, nan=0.0, posinf=255.0, neginf=0.0)
-    return lut[np.clip(scaled.round(), 0, 255).astype(np.int64)]
+    return lut[np.asarray(levels, dtype=np.int64)]
 
 
 def tile(images: list[np.ndarray], columns: int, gap: int = 1) -> np.ndarray:
@@ -224,13 +229,23 @@ def tile(images: list[np.ndarray], columns: int, gap: int = 1) -> np.ndarray:
 def filter_mosaic(filters: np.ndarray, name: str, alt: str) -> Figure:
     """(out, 3, k, k) filters as RGB tiles; grey is zero, and one symmetric scale for all
     filters keeps their strengths comparable."""
+    return tile_mosaic(filter_tiles(filters), name, alt)
+
+
+def filter_tiles(filters: np.ndarray) -> np.ndarray:
+    """(out, 3, k, k) filters → uint8 (out, k, k, 3) RGB tiles on one symmetric scale."""
     finite = np.abs(filters[np.isfinite(filters)])
     limit = float(finite.max()) if finite.size else 0.0
     limit = limit or 1.0
     tiles = [np.transpose(0.5 + 0.5 * f / limit, (1, 2, 0)) for f in filters]
     # NaN or infinite weights (a broken checkpoint, reported as a finding) are drawn grey, as zero.
-    pixels = [(np.nan_to_num(np.clip(t, 0, 1), nan=0.5) * 255).round().astype(np.uint8) for t in tiles]
-    k = filters.shape[-1]
+    return np.stack([(np.nan_to_num(np.clip(t, 0, 1), nan=0.5) * 255).round().astype(np.uint8) for t in tiles])
+
+
+def tile_mosaic(tiles: np.ndarray, name: str, alt: str) -> Figure:
+    """uint8 (out, k, k, 3) tiles enlarged to about 24 px each, 16 to a row."""
+    pixels = list(tiles)
+    k = tiles.shape[-2]
     scale = max(1, 24 // k)
     enlarged = [np.kron(p, np.ones((scale, scale, 1), dtype=np.uint8)) for p in pixels]
     mosaic = tile(enlarged, columns=min(16, len(pixels)), gap=2)

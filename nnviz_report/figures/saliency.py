@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..report_model import Figure
-from .common import colourise, png_figure
+from .common import colour_levels, png_figure
+from .source import quantise_unit
 
+KIND_TITLES = {
+    "input-gradient": "input gradient, predicted class",
+    "grad-cam-predicted": "Grad-CAM, predicted class",
+    "grad-cam-true": "Grad-CAM, true class",
+}
 SCALE = 3  # 32×32 inputs are shown at 96×96, like the showcase thumbnails
 BLEND = 0.55  # weight of the heat map where it is at its strongest
 
@@ -15,9 +21,14 @@ def overlay_figure(image_hwc: np.ndarray, heat: np.ndarray, name: str, alt: str)
     """``heat`` in [0, 1] at the image's resolution. The heat map's own value sets its opacity
     (up to ``BLEND``), so cold regions leave the image readable. NaN (a model with NaN weights)
     is drawn cold."""
-    heat = np.nan_to_num(heat, nan=0.0)
-    colours = colourise(heat, "inferno").astype(np.float64)
-    weight = (BLEND * np.clip(heat, 0.0, 1.0))[..., None] + (1 - BLEND) * 0.35
+    return overlay_levels_figure(image_hwc, quantise_unit(heat), name, alt)
+
+
+def overlay_levels_figure(image_hwc: np.ndarray, levels: np.ndarray, name: str, alt: str) -> Figure:
+    """The overlay drawn from the heat map as uint8 levels 0–255 (what report.json records)."""
+    heat = np.asarray(levels, dtype=np.float64) / 255.0
+    colours = colour_levels(levels, "inferno").astype(np.float64)
+    weight = (BLEND * heat)[..., None] + (1 - BLEND) * 0.35
     blended = (1 - weight) * image_hwc.astype(np.float64) + weight * colours
     return png_figure(np.clip(blended.round(), 0, 255).astype(np.uint8), name, alt, scale=SCALE)
 

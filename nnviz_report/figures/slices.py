@@ -56,25 +56,26 @@ def response_map(maps: np.ndarray) -> np.ndarray:
     return (energy - lo) / (hi - lo) if hi > lo else np.zeros_like(energy)
 
 
-def _overlay(thumb: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """``heat`` (h, w) in [0, 1], enlarged bilinearly to the thumbnail and blended over it the way
-    the saliency maps are (its value sets its opacity, up to BLEND)."""
+def _overlay(thumb: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``levels`` (h, w), a heat map as uint8 0–255, enlarged bilinearly to the thumbnail and
+    blended over it the way the saliency maps are (its value sets its opacity, up to BLEND)."""
     size = thumb.shape[0]
-    heat_image = Image.fromarray((heat * 255).round().astype(np.uint8), mode="L")
+    heat_image = Image.fromarray(np.ascontiguousarray(levels, dtype=np.uint8), mode="L")
     heat_big = np.asarray(heat_image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float64) / 255
     colours = colourise(heat_big, "inferno").astype(np.float64)
     weight = (BLEND * heat_big)[..., None] + (1 - BLEND) * 0.35
     return np.clip(((1 - weight) * thumb + weight * colours).round(), 0, 255).astype(np.uint8)
 
 
-def slice_strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, np.ndarray]], name: str, alt: str) -> Figure:
+def strip_figure(image_hwc: np.ndarray, layers: list[tuple[str, int, np.ndarray]], name: str, alt: str) -> Figure:
     """One sample through the layers, top to bottom: the input, then for each layer where in the
-    image it responds (``response_map`` blended over the input, inferno: dark low, yellow high).
-    One tile per layer, not its channels: those are the Activations section's feature maps."""
+    image it responds (its ``response_map`` as uint8 levels 0–255, blended over the input, inferno:
+    dark low, yellow high), labelled with its name and channel count. One tile per layer, not its
+    channels: those are the Activations section's feature maps."""
     thumb = _enlarge(image_hwc, TILE)
     rows = [("input", f"{image_hwc.shape[0]}×{image_hwc.shape[1]}", thumb)]
-    rows += [(label, f"{maps.shape[0]} ch · {maps.shape[1]}×{maps.shape[2]}", _overlay(thumb, response_map(maps)))
-             for label, maps in layers]
+    rows += [(label, f"{channels} ch · {levels.shape[0]}×{levels.shape[1]}", _overlay(thumb, levels))
+             for label, channels, levels in layers]
     width = LABEL_WIDTH + TILE + GAP
     canvas = Image.new("RGBA", (width, len(rows) * (TILE + GAP) - GAP), (0, 0, 0, 0))
     draw = ImageDraw.Draw(canvas)

@@ -306,6 +306,8 @@ def fmt_short_hash(value: str | None, length: int = 12) -> str:
 def embed_figure(figure: Figure | None, css_class: str = "figure") -> Markup:
     if figure is None:
         return Markup("")
+    if not figure.data:  # Figure.undrawn: known by name only, never passed through figures.draw
+        raise AssertionError(f"figure {figure.name!r} was never drawn")
     if figure.inline and figure.media_type == "image/svg+xml":
         # Our own SVG (the flow diagram): its text was escaped when it was drawn.
         width = f' style="max-width: {figure.width}px"' if figure.width else ""

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 from ..capture import LayerCapture
 from ..checks import severity_at
-from ..figures.activations import distribution_figure, feature_grid, most_active_channels
+from ..figures.activations import grid_levels, most_active_channels
+from ..figures.draw import activation_distribution, grid_image
+from ..figures.source import encode_pixels
 from ..report_model import ActivationsSection, FeatureGrid, Finding, HistogramData, LayerMeasurements, LayerStats
 from ..stats import layout as layouts
 from .anchors import Anchors
@@ -50,15 +52,12 @@ def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerSta
         maps = layer.showcase_maps
         assert maps is not None
         channels = most_active_channels(maps)
-        images = tuple(
-            feature_grid(maps[s], channels, f"grid-{row.anchor}-{s}",
-                         f"{layer.name}: {len(channels)} most active channels for showcase sample {s + 1}")
-            for s in range(maps.shape[0])
-        )
+        levels = [grid_levels(maps[s], channels) for s in range(maps.shape[0])]
+        images = tuple(grid_image(layer.name, row.anchor, len(channels), s, lv) for s, lv in enumerate(levels))
         grids.append(FeatureGrid(layer.name, row.anchor, len(channels), maps.shape[1],
-                                 (maps.shape[2], maps.shape[3]), images, layer.layout.kind, role))
-    distribution = distribution_figure([r.name for r in stats], [r.histogram for r in stats], [r.mean for r in stats])
-    return ActivationsSection(tuple(stats), tuple(grids), distribution, candidates)
+                                 (maps.shape[2], maps.shape[3]), images, layer.layout.kind, role,
+                                 tuple(encode_pixels(lv) for lv in levels)))
+    return ActivationsSection(tuple(stats), tuple(grids), activation_distribution(stats), candidates)
 
 
 def grid_layers(layers: Sequence[LayerCapture]) -> tuple[list[tuple[LayerCapture, str]], int]:

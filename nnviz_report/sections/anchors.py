@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 
 class Anchors:
@@ -21,6 +22,16 @@ class Anchors:
         self._taken.add(anchor)
         self._by_key[key] = anchor
         return anchor
+
+    @classmethod
+    def recorded(cls, entries: Iterable[tuple[str, str, str]]) -> Anchors:
+        """The anchors a report recorded, as (prefix, name, anchor): lookups as in the run that made
+        them, for drawing its figures again from report.json."""
+        anchors = cls()
+        for prefix, name, anchor in entries:
+            anchors._by_key.setdefault((prefix, name), anchor)
+            anchors._taken.add(anchor)
+        return anchors
 
     def lookup(self, prefix: str, name: str) -> str | None:
         return self._by_key.get((prefix, name))

@@ -1,22 +1,24 @@
-"""Flow: the network's data-flow graph with captured health on its nodes, and the layer table."""
+"""Flow: the network's data-flow graph with captured health on its nodes, and the layer table.
+
+Extraction needs torch and is imported where it runs; drawing (``flow_figures`` and what it
+uses) needs only the graph and the report's rows, so ``render`` redraws the diagram without torch."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..config import Severity
 from ..flow_model import FlowGraph, LayerRow, NodeHealth
 from ..flow_svg import render_flow_svg
-from ..graph import extract_graph
-from ..hooks import model_session
-from ..macs import COUNTED, attribute, count_macs
 from ..report_model import Figure, FlowSection, LayerStats, ParamStats
 from .anchors import Anchors
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 def node_health(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> dict[str, NodeHealth]:
@@ -43,8 +45,27 @@ def node_health(layers: Sequence[LayerStats], params: Sequence[ParamStats]) -> d
 def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence[LayerStats],
                  params: Sequence[ParamStats], anchors: Anchors, *, direction: str, fold: str,
                  group_depth: int) -> FlowSection:
+    from ..graph import extract_graph
+
     graph = extract_graph(model, example_input, group_depth=group_depth, fold=fold)
     graph, macs_counted = with_dispatch_macs(graph, model, example_input)
+    diagram, pages = flow_figures(graph, direction, layers, params)
+    return FlowSection(graph.method, direction, graph.fold_depth is not None, graph, graph.layers,
+                       graph.total_params, graph.total_macs, macs_counted, diagram, pages)
+
+
+def flow_figures(graph: FlowGraph, direction: str, layers: Sequence[LayerStats],
+                 params: Sequence[ParamStats]) -> tuple[Figure, tuple[Figure, ...]]:
+    """The diagram and its print pages, from the graph and the rows the report records (their
+    severities colour the nodes, their anchors are the nodes' links). Drawn from them as report.json
+    records them: an infinite ratio, recorded as null, is left out of a node's tooltip in both."""
+    from ..report_json import recorded
+
+    graph = recorded(FlowGraph, graph)
+    layers = [recorded(LayerStats, row) for row in layers]
+    params = [recorded(ParamStats, p) for p in params]
+    anchors = Anchors.recorded([("act", row.name, row.anchor) for row in layers]
+                               + [("grad", p.name, p.anchor) for p in params])
     health = with_folded_health(graph, node_health(layers, params))
     links = folded_links(graph, [row.module_path for row in layers], anchors)
 
@@ -56,13 +77,15 @@ def flow_section(model: nn.Module, example_input: torch.Tensor, layers: Sequence
     svg = render_flow_svg(graph, direction=direction, health=health, href=href)
     diagram = Figure("flow", "image/svg+xml", svg.encode("utf-8", "backslashreplace"),  # lone surrogates in names
                      "Data-flow diagram of the network from input to logits", inline=True)
-    return FlowSection(graph.method, direction, graph.fold_depth is not None, graph, graph.layers,
-                       graph.total_params, graph.total_macs, macs_counted, diagram, print_pages(svg))
+    return diagram, print_pages(svg)
 
 
 def with_dispatch_macs(graph: FlowGraph, model: nn.Module, example_input: torch.Tensor) -> tuple[FlowGraph, str]:
     """The graph with multiply-adds counted at dispatch level (see ``macs``) in its rows, nodes and
     total, and what was counted; the graph's own per-layer estimate where counting fails."""
+    from ..hooks import model_session
+    from ..macs import COUNTED, attribute, count_macs
+
     try:
         with model_session(model, example_input.device):
             count = count_macs(model, example_input)

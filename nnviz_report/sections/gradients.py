@@ -8,8 +8,9 @@ import numpy as np
 
 from ..capture import ParamCapture
 from ..checks import Thresholds, severity_at
-from ..figures.common import filter_mosaic
-from ..figures.gradients import gradient_flow_figure
+from ..figures.common import filter_tiles
+from ..figures.draw import gradient_flow, gradient_mosaic
+from ..figures.source import encode_pixels
 from ..report_model import Finding, GradientsSection, ParamMeasurements, ParamStats
 from .anchors import Anchors
 
@@ -35,14 +36,13 @@ def param_stats(measured: Sequence[ParamMeasurements], findings: Sequence[Findin
 
 def gradients_section(stats: Sequence[ParamStats], first_conv: tuple[str, np.ndarray, np.ndarray] | None,
                       thresholds: Thresholds) -> GradientsSection:
-    weights = [p for p in stats if len(p.shape) > 1]
-    flow = gradient_flow_figure(
-        [p.name for p in weights], [p.ratio for p in weights], [p.mean_abs_grad for p in weights],
-        [p.max_abs_grad for p in weights], low=thresholds.grad_ratio_low, high=thresholds.grad_ratio_high)
+    band = (float(thresholds.grad_ratio_low), float(thresholds.grad_ratio_high))
     first_layer = None
     name = None
+    tiles_source = ""
     if first_conv is not None:
         name, _weight, grad = first_conv
-        first_layer = filter_mosaic(grad, "first-layer-gradients",
-                                    f"Gradients of the {grad.shape[0]} filters of {name} as RGB tiles (grey = zero)")
-    return GradientsSection(tuple(stats), flow, first_layer, name)
+        tiles = filter_tiles(grad)
+        first_layer = gradient_mosaic(tiles, name)
+        tiles_source = encode_pixels(tiles.reshape(-1, tiles.shape[2], 3))
+    return GradientsSection(tuple(stats), gradient_flow(stats, band), first_layer, name, band, tiles_source)

@@ -3,14 +3,16 @@ what the fixed corruption suite costs in accuracy and calibration. Numbers from 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..corruptions import BY_NAME, SUITE, THUMBNAIL_SEVERITY, corrupt_batch
-from ..figures.common import image_pixels, png_figure
-from ..figures.robustness import corruption_accuracy_figure, reliability_figure
+from ..figures.common import image_pixels
+from ..figures.draw import corruption_thumbnail, robustness_figures
+from ..figures.source import encode_pixels
 from ..probes import ProbeRun
 from ..report_model import (
     CalibrationStats,
@@ -19,6 +21,7 @@ from ..report_model import (
     CorruptionResult,
     CorruptionSummary,
     CorruptionThumbnail,
+    Figure,
     ReliabilityBin,
     RobustnessComparison,
     RobustnessSection,
@@ -37,8 +40,6 @@ from ..stats.calibration import (
     softmax,
 )
 from ..stats.intervals import mcnemar_exact_p, wilson_interval
-
-THUMBNAIL_SCALE = 3
 
 
 def _optional(value: float) -> float | None:
@@ -100,30 +101,32 @@ def robustness_section(clean_logits: np.ndarray, labels: np.ndarray, runs: Seque
             mean_ece=float(np.mean([r.ece for r in rows])),
             accuracy_at_check=at_check.accuracy, drop_at_check=clean - at_check.accuracy))
     mean_corruption_accuracy = float(np.mean([r.accuracy for r in results]))
-    return RobustnessSection(
+    section = RobustnessSection(
         calibration=calibration,
-        reliability_figure=reliability_figure(calibration.reliability, calibration.ece),
+        reliability_figure=Figure.undrawn("reliability"),
         severities=severities, check_severity=check_severity, seed=seed, clean_accuracy=clean,
         mean_corruption_accuracy=mean_corruption_accuracy,
         relative_drop=1.0 - mean_corruption_accuracy / clean if clean > 0 else 0.0,
         results=results, summaries=tuple(summaries),
-        accuracy_figure=corruption_accuracy_figure(results, clean),
+        accuracy_figure=Figure.undrawn("corruption-accuracy"),
         thumbnail_position=thumbnail_position, thumbnail_index=int(source_indices[thumbnail_position]),
         thumbnails=thumbnails(images[thumbnail_position], int(source_indices[thumbnail_position]),
                               [BY_NAME[s.corruption] for s in summaries], check_severity, seed=seed))
+    # Drawn from the section's own numbers, exactly as render draws them from report.json.
+    reliability, accuracy = robustness_figures(section)
+    return dataclasses.replace(section, reliability_figure=reliability, accuracy_figure=accuracy)
 
 
 def thumbnails(image_chw: np.ndarray, source_index: int, suite: Sequence[Any], severity: int, *,
                seed: int) -> tuple[CorruptionThumbnail, ...]:
-    items = [CorruptionThumbnail("clean", "Clean", "", png_figure(
-        image_pixels(image_chw), "corruption-clean", "The thumbnail sample without corruption", scale=THUMBNAIL_SCALE))]
+    clean = image_pixels(image_chw)
+    items = [CorruptionThumbnail("clean", "Clean", "", corruption_thumbnail(clean, "clean", "Clean", severity),
+                                 encode_pixels(clean))]
     for corruption in suite or SUITE:
-        corrupted = corrupt_batch(image_chw[None], corruption, severity, [source_index], seed=seed)[0]
+        corrupted = image_pixels(corrupt_batch(image_chw[None], corruption, severity, [source_index], seed=seed)[0])
         items.append(CorruptionThumbnail(
             corruption.name, corruption.title, corruption.describe(severity),
-            png_figure(image_pixels(corrupted), f"corruption-{corruption.name}",
-                       f"The thumbnail sample under {corruption.title.lower()} at severity {severity}",
-                       scale=THUMBNAIL_SCALE)))
+            corruption_thumbnail(corrupted, corruption.name, corruption.title, severity), encode_pixels(corrupted)))
     return tuple(items)
 
 

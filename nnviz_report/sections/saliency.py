@@ -13,7 +13,9 @@ from torch import Tensor, nn
 from ..capture import LayerCapture, SaliencyCapture, capture_saliency
 from ..errors import ModelError
 from ..figures.common import image_pixels
-from ..figures.saliency import display_scaled, overlay_figure
+from ..figures.draw import saliency_image
+from ..figures.saliency import KIND_TITLES, display_scaled  # noqa: F401 (KIND_TITLES: read from here by tests)
+from ..figures.source import encode_pixels, quantise_unit
 from ..hooks import model_session
 from ..report_model import SaliencyMapResult, SaliencySample, SaliencySection
 from ..stats import layout as layouts
@@ -21,11 +23,6 @@ from ..stats.saliency import MaskingScore, grad_cam, input_gradient_map, masking
 
 MASK_FRACTION = 0.2
 MIN_CAM_SIZE = 4
-KIND_TITLES = {
-    "input-gradient": "input gradient, predicted class",
-    "grad-cam-predicted": "Grad-CAM, predicted class",
-    "grad-cam-true": "Grad-CAM, true class",
-}
 
 
 def default_gradcam_layer(layers: Sequence[LayerCapture]) -> str | None:
@@ -159,6 +156,7 @@ def _map_result(kind: str, slot: int, target: int, full: np.ndarray, cam: np.nda
     else:
         top = float(full.max())
         heat = np.clip(full / top, 0.0, 1.0) if top > 0 else np.zeros_like(full)
-    figure = overlay_figure(pixels, heat, f"saliency-{slot}-{kind}", f"Showcase sample {slot + 1}: {KIND_TITLES[kind]}")
+    levels = quantise_unit(heat)
     cells = None if cam is None else tuple(tuple(float(v) for v in row) for row in cam)
-    return SaliencyMapResult(kind, target, score.salient_drop, score.random_drop, figure, cells)
+    return SaliencyMapResult(kind, target, score.salient_drop, score.random_drop,
+                             saliency_image(pixels, slot, kind, levels), cells, encode_pixels(levels))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..capture import LayerCapture
 from ..figures.common import image_pixels
-from ..figures.slices import cka_figure, separability_figure, slice_strip_figure
+from ..figures.draw import slice_strip, slices_cka, slices_separability
+from ..figures.slices import response_map
+from ..figures.source import encode_pixels, quantise_unit
 from ..report_model import LayerSeparability, SlicesSection, SliceStrip
 from ..stats.similarity import cka_matrix, fisher_ratio, nearest_class_mean_accuracy
 from .anchors import Anchors
@@ -65,15 +68,13 @@ def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_
     """``showcase_images`` are the showcase samples' uint8 ``(S, 3, H, W)`` pixels; ``labels`` the
     true class of every sample, in the order of the pooled features."""
     chosen, strip_candidates, rule = strip_layers(layers)
-    strips = tuple(
-        SliceStrip(slot, slice_strip_figure(
-            image_pixels(showcase_images[slot]),
-            [(layer.name, layer.showcase_maps[slot]) for layer in chosen],  # type: ignore[index]
-            f"slice-{slot}",
-            f"Showcase sample {slot + 1} through {len(chosen)} layers: where in the image each layer "
-            f"responds (mean |activation| over its channels) over the input"))
-        for slot in range(len(showcase_images))
-    ) if chosen else ()
+    names = [layer.name for layer in chosen]
+    channels = [int(layer.showcase_maps.shape[1]) for layer in chosen]  # type: ignore[union-attr]
+    strips = []
+    for slot in range(len(showcase_images) if chosen else 0):
+        levels = [quantise_unit(response_map(layer.showcase_maps[slot])) for layer in chosen]  # type: ignore[index]
+        image = slice_strip(image_pixels(showcase_images[slot]), slot, names, channels, levels)
+        strips.append(SliceStrip(slot, image, tuple(encode_pixels(lv) for lv in levels)))
 
     # Flatten rows repeat their input's values (dropped, as from the Activations table), and
     # outputs that are not batch-first have no per-sample vector at all.
@@ -83,10 +84,8 @@ def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_
         return None
     cka_layers = [pooled[i] for i in evenly_spaced(len(pooled), MAX_CKA_LAYERS)]
     cka = np.zeros((0, 0))
-    cka_fig = None
     if count >= 2 and cka_layers:
         cka = cka_matrix([layer.pooled_features for layer in cka_layers])  # type: ignore[misc]
-        cka_fig = cka_figure([layer.name for layer in cka_layers], cka)
 
     splittable = count > 0 and np.bincount(labels).max(initial=0) >= 2
     separability = []
@@ -99,22 +98,22 @@ def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_
             ncm_accuracy=nearest_class_mean_accuracy(features, labels) if splittable else None,
             fisher_ratio=fisher_ratio(features, labels) if count else None,
         ))
-    separability_fig = None
-    if separability and splittable:
-        separability_fig = separability_figure([s.layer for s in separability],
-                                               [s.ncm_accuracy for s in separability],
-                                               [s.fisher_ratio for s in separability], CHANCE)
-    return SlicesSection(
-        strip_layers=tuple(layer.name for layer in chosen),
+    section = SlicesSection(
+        strip_layers=tuple(names),
         strip_candidates=strip_candidates,
         strip_rule=rule,
-        strips=strips,
+        strips=tuple(strips),
         cka_layers=tuple(layer.name for layer in cka_layers),
         cka_candidates=len(pooled),
         cka=tuple(tuple(float(v) for v in row) for row in cka),
-        cka_figure=cka_fig,
+        cka_figure=None,
         separability=tuple(separability),
-        separability_figure=separability_fig,
+        separability_figure=None,
         chance=CHANCE,
         samples=count,
+        strip_channels=tuple(channels),
     )
+    # Drawn from the section's own numbers, exactly as render draws them from report.json.
+    return dataclasses.replace(
+        section, cka_figure=slices_cka(section) if count >= 2 and cka_layers else None,
+        separability_figure=slices_separability(section) if separability and splittable else None)

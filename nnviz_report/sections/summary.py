@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..figures.summary import confusion_figure, per_class_figure
+from ..figures.draw import summary_figures
 from ..report_model import Interval, Performance, SummarySection
 from ..stats.intervals import wilson_interval
 
@@ -44,7 +44,4 @@ def performance(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> P
 
 
 def summary_section(perf: Performance, class_names: tuple[str, ...]) -> SummarySection:
-    return SummarySection(
-        confusion=confusion_figure(np.array(perf.confusion), class_names),
-        per_class=per_class_figure(np.array(perf.per_class_accuracy), class_names, perf.accuracy),
-    )
+    return summary_figures(perf, class_names)

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
-from ..figures.common import filter_mosaic
-from ..figures.weights import spectral_depth_figure, subsample, weight_distribution_figure
-from ..report_model import BiasSummary, WeightRow, WeightsSection
+from ..figures.common import filter_tiles
+from ..figures.draw import packed_values, weight_figures, weight_mosaic
+from ..figures.source import encode_pixels, encode_values
+from ..figures.weights import subsample
+from ..report_model import BiasSummary, Figure, PackedValues, WeightRow, WeightsSection
 from ..stats.spectra import bias_stats, weight_stats
 from .anchors import Anchors
 
@@ -76,22 +78,26 @@ def weights_section(tensors: Sequence[WeightTensor], anchors: Anchors,
         return None
     by_name = {t.name: t for t in tensors}
     names = [r.name for r in rows]
-    values = [subsample(by_name[n].values, VALUES_PER_LAYER) for n in names]
+    packed = tuple(PackedValues(*encode_values(subsample(by_name[n].values, VALUES_PER_LAYER))) for n in names)
     first_layer = first_name = None
+    tiles_source = ""
     if first_conv is not None:
         first_name, weight, _grad = first_conv
-        alt = f"The {weight.shape[0]} filters of {first_name} as RGB tiles (grey = zero)"
-        first_layer = filter_mosaic(weight, "first-layer-filters", alt)
-        if first_layer.width and first_layer.width < 320:  # a few small filters: show them larger, crisp
-            first_layer = dataclasses.replace(first_layer, width=first_layer.width * 2)
-    return WeightsSection(
+        tiles = filter_tiles(weight)
+        first_layer = weight_mosaic(tiles, first_name)
+        tiles_source = encode_pixels(tiles.reshape(-1, tiles.shape[2], 3))
+    section = WeightsSection(
         rows=tuple(rows),
         skipped=tuple(t.name for t in tensors if t.values.ndim < 2),
         values_per_layer=VALUES_PER_LAYER,
         subsampled=tuple(n for n in names if by_name[n].values.size > VALUES_PER_LAYER),
-        distribution=weight_distribution_figure(names, values),
-        depth=spectral_depth_figure(names, [r.alpha for r in rows], [r.stable_rank for r in rows],
-                                    [r.spectral_norm for r in rows]),
+        distribution=Figure.undrawn("weight-distribution"),
+        depth=Figure.undrawn("weight-spectra-depth"),
         first_layer=first_layer,
         first_layer_name=first_name,
+        distribution_values=packed,
+        first_layer_tiles=tiles_source,
     )
+    # The violins are drawn from the packed values, exactly as render draws them from report.json.
+    distribution, depth = weight_figures(section, [packed_values(p, "weights") for p in packed])
+    return dataclasses.replace(section, distribution=distribution, depth=depth)

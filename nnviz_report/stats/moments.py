@@ -15,6 +15,8 @@ import threading
 import numpy as np
 import torch
 
+from .histogram import histogram_quantile
+
 MIN_EXPONENT = -60  # smallest bin width 2**-60: far below float32 resolution around 1
 _FLOAT32_SAFE_MAX = 1e15  # moments of larger values are computed in float64
 _FLOAT32_SAFE_MIN = 1e-15  # and so are those of batches whose values lie closer together
@@ -38,17 +40,7 @@ class Histogram:
 
     def quantile(self, q: float) -> float:
         """Linear interpolation inside the bin holding the q-quantile (exact to one bin width)."""
-        total = self.total
-        if total == 0:
-            return math.nan
-        target = q * total
-        running = 0
-        for i, c in enumerate(self.counts):
-            if c and running + c >= target:
-                inside = (target - running) / c
-                return (self.start + i + inside) * self.width
-            running += c
-        return (self.start + len(self.counts)) * self.width
+        return histogram_quantile(self.start, self.width, self.counts, q)
 
 
 @dataclasses.dataclass(frozen=True)
