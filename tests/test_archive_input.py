@@ -62,7 +62,7 @@ CRAFTED = {
     "severity unknown": ("findings", [{"check": "x", "severity": "**boom**", "layer": None, "value": None,
                                        "threshold": "", "message": "m", "anchor": None}],
                          r"findings\[0\]\.severity is '\*\*boom\*\*', not one of pass, info, warn, fail"),
-    "checkpoint name a number": ("model.checkpoint_name", 5, r"model\.checkpoint_name must be text or null"),
+    "checkpoint name a number": ("model.checkpoint_name", 5, r"model\.checkpoint_name must be text, but it is int 5"),
     "param ratio a list": ("gradients.params.0.ratio", [1], r"gradients\.params\[0\]\.ratio must be a number"),
     "check status missing": ("verdict.checks.0.status", _DELETE, r"verdict\.checks\[0\]\.status must be text, "
                                                                  r"but it is missing"),
