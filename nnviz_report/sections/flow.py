@@ -294,7 +294,7 @@ def paginate(height: float, nodes: Sequence[tuple[float, float]], scale: float, 
 def _greedy(top: float, height: float, nodes: Sequence[tuple[float, float]], limit: float,
             count: int) -> list[tuple[float, float]]:
     """Up to ``count`` consecutive windows from ``top``, each at most ``limit`` high."""
-    windows = []
+    windows: list[tuple[float, float]] = []
     while top < height and len(windows) < count:
         if top + limit >= height:
             windows.append((top, height))
