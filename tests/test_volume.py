@@ -137,6 +137,12 @@ def test_torchvision_pdf_pages_and_diagram_width(name: str, image_folder: Path, 
     assert pdf_pages(out) <= TORCHVISION_PAGES
     assert beyond_right_margin(rendered(out)) == []
     assert diagram_size(out)[0] <= DIAGRAM_WIDTH
+    # random weights: a finding on nearly every layer; on paper the list stops at 30 rows and says so
+    html = (out / "report.html").read_text(encoding="utf-8")
+    table = html[html.index('<table class="findings">'):]
+    rows = re.findall(r'<tr class="sev-\w+( screen-only)?">', table[:table.index("</table>")])
+    assert len(rows) > 30 and rows == [""] * 30 + [" screen-only"] * (len(rows) - 30)
+    assert f"The first 30 of {len(rows)} findings are printed, most severe first" in html
 
 
 def fake_layer(name: str, kind: str, channels: int, side: int) -> Any:
