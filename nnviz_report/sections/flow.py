@@ -186,7 +186,7 @@ def print_pages(svg: str) -> tuple[Figure, ...]:
     spans = [_line_span(line, dy) for line in lines]
     crop = _COLUMN_CROP if columns > 1 else 0.0
     column_width = (width - 2 * crop) * scale
-    pages: list[Figure] = []
+    pages: list[str] = []
     for page in windows:
         parts = []
         for column, (top, bottom) in enumerate(page):
@@ -201,9 +201,17 @@ def print_pages(svg: str) -> tuple[Figure, ...]:
         document = (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
                     f'width="{page_width:.1f}" height="{page_height:.1f}" '
                     f'viewBox="0 0 {page_width:.1f} {page_height:.1f}" role="img">\n' + "\n".join(parts) + "</svg>\n")
-        pages.append(Figure(f"flow-page-{len(pages) + 1}", "image/svg+xml", document.encode("utf-8"),
-                            f"Data-flow diagram, part {len(pages) + 1}", inline=True))
-    return tuple(pages)
+        pages.append(document)
+    return tuple(Figure(f"flow-page-{number}", "image/svg+xml", document.encode("utf-8"),
+                        _caption(number, len(pages), columns, scale), inline=True)
+                 for number, document in enumerate(pages, start=1))
+
+
+def _caption(number: int, count: int, columns: int, scale: float) -> str:
+    part = f"Data-flow diagram, part {number} of {count}" if count > 1 else "Data-flow diagram"
+    if columns > 1:
+        part += f", in {columns} columns read from left to right"
+    return part + (f", at {scale * 100:.0f} % of its size" if scale < 0.995 else "")
 
 
 def _elements(body: str) -> list[str]:
