@@ -275,14 +275,21 @@ def test_a_narrow_diagram_prints_in_columns_side_by_side():
     assert len(page) >= 3 and all(scale == pytest.approx(1.0) for _, _, scale, _ in page)
     tallest = max(bottom - top for top, bottom, _, _ in page)
     assert tallest <= FIRST_PAGE_WINDOW and tallest < 1.25 * height / len(page)
+    (figure,) = print_pages(svg)
+    assert figure.alt == f"Data-flow diagram, in {len(page)} columns read from left to right"
 
 
 def test_a_wide_diagram_prints_in_columns_only_while_its_text_stays_legible():
     """resnet20's diagram (456 px) fits two columns at 77 % of its size: two pages instead of three;
     three columns would print it below MIN_COLUMN_SCALE."""
-    pages = _print_windows(render_flow_svg(graph_of("resnet20")))
+    svg = render_flow_svg(graph_of("resnet20"))
+    pages = _print_windows(svg)
     assert [len(page) for page in pages] == [2, 2]
     assert all(MIN_COLUMN_SCALE <= scale < 1 for page in pages for _, _, scale, _ in page)
+    scale = round(pages[0][0][2] * 100)
+    assert [f.alt for f in print_pages(svg)] == [
+        f"Data-flow diagram, part {n} of 2, in 2 columns read from left to right, at {scale} % of its size"
+        for n in (1, 2)]
 
 
 @pytest.mark.slow
