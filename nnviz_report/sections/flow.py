@@ -256,13 +256,15 @@ def print_layout(width: float, height: float, nodes: Sequence[tuple[float, float
         while len(windows) > MAX_PRINT_PAGES:
             scale *= 0.92
             windows = paginate(height, nodes, scale, columns)
-        # a last page with a sliver of the diagram: a slightly smaller diagram saves that page
+        # a last page with a sliver of the diagram: a slightly smaller diagram saves that page, unless
+        # that would take legible columns below MIN_COLUMN_SCALE
         for step in range(1, 5):
-            if len(windows) == 1:
+            smaller = scale * (1 - 0.03 * step)
+            if len(windows) == 1 or (MIN_COLUMN_SCALE <= scale and smaller < MIN_COLUMN_SCALE):
                 break
-            shorter = paginate(height, nodes, scale * (1 - 0.03 * step), columns)
+            shorter = paginate(height, nodes, smaller, columns)
             if len(shorter) < len(windows):
-                scale, windows = scale * (1 - 0.03 * step), shorter
+                scale, windows = smaller, shorter
                 break
         candidates.append((columns, scale, windows))
     def tallest(candidate: tuple[int, float, Windows]) -> float:
