@@ -260,7 +260,7 @@ def print_layout(width: float, height: float, nodes: Sequence[tuple[float, float
         # that would take legible columns below MIN_COLUMN_SCALE
         for step in range(1, 5):
             smaller = scale * (1 - 0.03 * step)
-            if len(windows) == 1 or (MIN_COLUMN_SCALE <= scale and smaller < MIN_COLUMN_SCALE):
+            if len(windows) == 1 or (scale >= MIN_COLUMN_SCALE > smaller):
                 break
             shorter = paginate(height, nodes, smaller, columns)
             if len(shorter) < len(windows):
