@@ -26,6 +26,7 @@ from nnviz_report.sections.flow import (
     PAGE_WIDTH,
     PAGE_WINDOW,
     folded_links,
+    print_layout,
     print_pages,
     with_folded_health,
 )
@@ -290,6 +291,15 @@ def test_a_wide_diagram_prints_in_columns_only_while_its_text_stays_legible():
     assert [f.alt for f in print_pages(svg)] == [
         f"Data-flow diagram, part {n} of 2, in 2 columns read from left to right, at {scale} % of its size"
         for n in (1, 2)]
+
+
+def test_a_last_page_holding_a_sliver_is_saved_by_a_slightly_smaller_diagram():
+    """A one-column chain 60 px taller than its first two windows: at 94 % it takes two pages, not a
+    third for its last node."""
+    height = FIRST_PAGE_WINDOW + PAGE_WINDOW + 60
+    nodes = [(12 + 78 * k, 62 + 78 * k) for k in range(int((height - 74) // 78) + 1)]
+    columns, scale, windows = print_layout(680, height, nodes)
+    assert columns == 1 and len(windows) == 2 and 0.88 <= scale < 1
 
 
 @pytest.mark.slow
