@@ -15,9 +15,7 @@ model raises.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
-import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -27,8 +25,9 @@ from torch import Tensor, nn
 from .errors import CaptureError, ModelError
 from .hooks import model_session
 from .stats import layout as layouts
+from .stats import moments
 from .stats.layout import Layout
-from .stats.moments import GradientSummary, Moments, RunningGradient, RunningMoments, release_scratch, tensor_norm
+from .stats.moments import GradientSummary, Moments, RunningGradient, RunningMoments, tensor_norm
 
 NUM_CLASSES = 10
 MAX_POOLED_FEATURES = 4096  # wider outputs are left out of CKA/separability to bound memory
@@ -96,8 +95,15 @@ class _LayerAccumulator:
     def fold(self, output: Tensor, showcase_rows: dict[int, int]) -> None:
         values = output.detach()
         self.output_shape = tuple(values.shape[1:])
-        self.activation.update(values)
         layout = self.layout
+        # The per-sample channel means, (N, C) from one (N, C, H·W) view, are kept anyway; their
+        # mean is the batch's mean (equal-sized groups), which spares the moments one full pass.
+        pooled = layouts.pooled(values, layout) if layout.per_sample else None
+        mean = None
+        if pooled is not None and layout.kind in (layouts.FEATURE_MAP, layouts.SEQUENCE) and \
+                values.dtype in (torch.float32, torch.float64):
+            mean = float(pooled.double().mean())
+        self.activation.update(values, mean=mean)
         self._fold_saturation(values)
         if not layout.per_sample:
             return
@@ -108,7 +114,6 @@ class _LayerAccumulator:
             assert batch_max is not None
             batch_max = batch_max.to("cpu", torch.float64)
             self.channel_max = batch_max if self.channel_max is None else torch.maximum(self.channel_max, batch_max)
-        pooled = layouts.pooled(values, layout)
         if pooled is not None and pooled.shape[1] <= MAX_POOLED_FEATURES:
             self.pooled.append(pooled.to("cpu", torch.float32).numpy())
         maps = layouts.spatial_maps(values, layout) if showcase_rows else None
@@ -204,19 +209,6 @@ def predict_classes(model: nn.Module, inputs: Tensor, *, batch_size: int,
     return predicted, confidence
 
 
-def _return_large_buffers_to_the_system() -> None:
-    """glibc raises its mmap threshold each time a large block is freed, after which the
-    activation-sized temporaries of every batch come from the heap and fragment it: resident
-    memory then grows by tens of MB per batch although nothing is kept. A fixed threshold keeps
-    large blocks on mmap, returned at once, so memory stays flat in the sample count."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6")
-        m_mmap_threshold = -3
-        libc.mallopt(m_mmap_threshold, 256 * 1024)
-
-
 def run_capture(
     model: nn.Module,
     inputs: Tensor,
@@ -228,7 +220,7 @@ def run_capture(
     progress: Callable[[int], None] | None = None,
 ) -> CaptureResult:
     """``inputs`` are already normalised (N, 3, 32, 32) on the CPU; batches move to ``device``."""
-    _return_large_buffers_to_the_system()
+    moments.return_large_buffers_to_the_system()
     layers = capturable_layers(model)
     accumulators: dict[str, _LayerAccumulator] = {}
     order: list[str] = []
@@ -286,7 +278,6 @@ def run_capture(
                 logits = _forward(model, x, ran)
                 producers.clear()
                 _check_logits(logits, stop - start)
-                _check_differentiable(logits)
                 losses = nn.functional.cross_entropy(logits.float(), y, reduction="none")
                 # Summing per-sample losses divided by N makes the accumulated .grad the
                 # gradient of the mean loss over the whole sample, whatever the batch size.
@@ -298,7 +289,7 @@ def run_capture(
             params = _parameter_summaries(model)
             first_conv = _first_conv(model)
     finally:
-        release_scratch()  # the reductions' shared buffers do not outlive the capture
+        moments.release_scratch()  # the reductions' shared buffers do not outlive the capture
     return CaptureResult(
         layers=[_batch_first_only(accumulators[n].result(), count) for n in order],
         params=params,
@@ -346,9 +337,6 @@ def _check_logits(logits: Tensor, batch: int) -> None:
             f"the model's output has shape {tuple(logits.shape)} for a batch of {batch}; "
             f"expected ({batch}, {NUM_CLASSES}) logits for the ten CIFAR-10 classes"
         )
-
-
-def _check_differentiable(logits: Tensor) -> None:
     if not (logits.is_floating_point() or logits.is_complex()):
         raise ModelError(
             f"the model returned {str(logits.dtype).removeprefix('torch.')} logits; nnviz_report needs "
@@ -371,10 +359,6 @@ def _batch_first_only(layer: LayerCapture, count: int) -> LayerCapture:
     return layer
 
 
-def _owner(name: str) -> str:
-    return name.rpartition(".")[0]
-
-
 def _parameter_summaries(model: nn.Module) -> list[ParamCapture]:
     summaries = []
     for name, p in model.named_parameters():
@@ -385,7 +369,7 @@ def _parameter_summaries(model: nn.Module) -> list[ParamCapture]:
         summaries.append(
             ParamCapture(
                 name=name,
-                module_path=_owner(name),
+                module_path=name.rpartition(".")[0],
                 shape=tuple(p.shape),
                 numel=p.numel(),
                 weight_norm=tensor_norm(w),

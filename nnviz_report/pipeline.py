@@ -19,7 +19,6 @@ import torchvision
 from .capture import CaptureResult, choose_showcase, predict_classes, run_capture
 from .checks import CheckInputs, Thresholds, load_thresholds, run_checks
 from .config import ReportSettings, Severity
-from .corruptions import SEVERITIES, SUITE
 from .data import SampleSet, load_sample, normalise
 from .errors import ConfigError
 from .figures.common import image_pixels
@@ -27,7 +26,7 @@ from .figures.draw import showcase_thumbnail
 from .figures.source import encode_pixels
 from .models import LoadedModel, load_model
 from .output import prepare_output_dir, write_outputs
-from .probes import run_probes
+from .probes import assign_cells, run_probes
 from .progress import Progress
 from .report_model import (
     SCHEMA_VERSION,
@@ -198,8 +197,9 @@ def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSetti
 def robustness_probe(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
                      progress: Progress, capture: CaptureResult) -> RobustnessSection:
     """Calibration of the captured logits, and the corruption suite through the model (forward only)."""
-    with progress.bar("robustness probes", total=len(SUITE) * len(SEVERITIES), unit="run") as advance:
-        runs = run_probes(loaded.module, sample.images, sample.indices, batch_size=settings.batch_size,
+    cells = assign_cells(sample.labels.tolist())
+    with progress.bar("robustness probes", total=sum(len(c.positions) for c in cells), unit="img") as advance:
+        runs = run_probes(loaded.module, sample.images, sample.indices, cells, batch_size=settings.batch_size,
                           device=device, seed=settings.seed, progress=advance)
     position = capture.showcase_positions[0] if capture.showcase_positions else 0
     return robustness_section(capture.logits, sample.labels.numpy(), runs, sample.images.numpy(), sample.indices,

@@ -20,7 +20,8 @@ from .weight_sketch import WeightSketches
 
 SCHEMA_VERSION = "1.2"
 # Archives compare can still read: 1.0 lacks the checklist and the intervals, which compare
-# recomputes for the base side from the predictions and labels every version records.
+# recomputes for the base side from the predictions and labels every version records; 1.1 ran
+# every image through every corruption (1.2 evaluates a balanced subset per cell and records which).
 READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", SCHEMA_VERSION)
 # Archives render can redraw: 1.2 is the first to carry every figure's source.
 RENDERABLE_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
@@ -645,7 +646,12 @@ class CorruptionResult:
     accuracy_high: float
     mean_confidence: float
     ece: float
-    predictions: tuple[int, ...]  # per sample, in sample order (compare pairs them with the base)
+    predictions: tuple[int, ...]  # per image evaluated, in the order of positions (compare pairs them with the base)
+    # The probes' subset design (nnviz_report.probes): each cell evaluates some of the sample's images.
+    # None in archives of schema 1.1, which evaluated every image in every cell, in sample order.
+    positions: tuple[int, ...] | None = None  # rows of the sample evaluated in this cell
+    count: int | None = None  # images evaluated in this cell: the n of its accuracy, interval and ECE
+    clean_accuracy: float | None = None  # accuracy of the same images without corruption
 
 
 @dataclasses.dataclass(frozen=True)
@@ -657,7 +663,9 @@ class CorruptionSummary:
     relative_drop: float  # 1 − mean_accuracy / clean accuracy
     mean_ece: float
     accuracy_at_check: float  # at the checked severity (3)
-    drop_at_check: float  # clean accuracy − accuracy_at_check, in accuracy points
+    drop_at_check: float  # clean accuracy of the same images − accuracy_at_check, in accuracy points
+    clean_at_check: float | None = None  # clean accuracy of the images evaluated at the checked severity
+    count_at_check: int | None = None  # how many images that is
 
 
 @dataclasses.dataclass(frozen=True)
@@ -677,14 +685,22 @@ class RobustnessSection:
     check_severity: int
     seed: int
     clean_accuracy: float
-    mean_corruption_accuracy: float  # over every corruption and severity run
-    relative_drop: float  # 1 − mean_corruption_accuracy / clean_accuracy
+    mean_corruption_accuracy: float  # mean over the corruption × severity cells of their accuracy
+    relative_drop: float  # 1 − mean_corruption_accuracy / paired_clean_accuracy
     results: tuple[CorruptionResult, ...]
     summaries: tuple[CorruptionSummary, ...]
     accuracy_figure: Figure
     thumbnail_position: int  # row in the sample
     thumbnail_index: int  # index in the data source
     thumbnails: tuple[CorruptionThumbnail, ...]
+    # The subset design (nnviz_report.probes); None in archives of schema 1.1 (every image in every cell).
+    paired_clean_accuracy: float | None = None  # mean over the cells of the clean accuracy of their images
+    cells: int | None = None  # corruption × severity cells in the suite
+    cells_per_image: int | None = None  # of them, how many each image is evaluated under
+    severities_paired: bool | None = None  # each corruption's severities evaluated on the same images
+    evaluations: int | None = None  # images evaluated over all cells: cells_per_image × the sample
+    cell_count_min: int | None = None  # the smallest and largest n of a cell
+    cell_count_max: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,8 +12,11 @@ Thresholds (defaults in checks.thresholds.Thresholds, overridable in the TOML's 
 - ``corruption_drop_warn`` = 0.25. At severity 3 a CIFAR-10-C corruption is plainly visible but
   leaves the object easy to recognise for a person; standard-trained ResNets lose roughly
   5–40 accuracy points there, the most under noise (Hendrycks & Dietterich, 2019). A drop of
-  more than 25 points — a quarter of the sample — on such a perturbation is brittleness an
-  audit should name. The drop is clean accuracy minus accuracy under the corruption, in points.
+  more than 25 points — a quarter of the images — on such a perturbation is brittleness an
+  audit should name. The drop is the clean accuracy of the images evaluated in that cell minus
+  their accuracy under the corruption, in points (paired: nnviz_report.probes evaluates each
+  cell on a balanced subset, 14–15 of 100 images, so the drop is a coarse screen; the cell's
+  Wilson interval in the report says how coarse).
 - ``robustness_loss_warn`` = 0.02, compare mode. The head's mean accuracy over the whole suite
   falls by more than two points against the base *and* an exact McNemar test on the paired
   (image, corruption, severity) predictions gives p < 0.05: a loss both material and unlikely
@@ -51,7 +54,8 @@ def corruption_findings(section: RobustnessSection | None, drop_warn: float) -> 
         Finding(
             "corruption-drop", "warn", s.title, s.drop_at_check, f"≤ {drop_warn:.2f} (accuracy lost)",
             f"Under {s.title.lower()} at severity {section.check_severity} accuracy falls from "
-            f"{section.clean_accuracy:.1%} to {s.accuracy_at_check:.1%} ({100 * s.drop_at_check:.0f} points).",
+            f"{s.accuracy_at_check + s.drop_at_check:.1%} to {s.accuracy_at_check:.1%} ({100 * s.drop_at_check:.0f} "
+            f"points) on the {s.count_at_check} images evaluated there.",
             "corruption-summary")
         for s in section.summaries
         if s.drop_at_check > drop_warn

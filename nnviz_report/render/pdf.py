@@ -15,6 +15,7 @@ import base64
 import binascii
 import io
 import logging
+import re
 import urllib.parse
 from typing import Any
 
@@ -76,13 +77,25 @@ def _weasyprint_fetcher(fetcher: DataOnlyFetcher) -> Any:
     return Fetcher()
 
 
+_SCREEN_ONLY_DETAILS = re.compile(r'<details class="[^"]*\bscreen-only\b[^"]*"[^>]*>.*?</details>', re.DOTALL)
+
+
+def without_screen_only_details(html: str) -> str:
+    """The HTML less its screen-only ``<details>`` (the folded full tables, hundreds of rows each on a
+    deep model): the print stylesheet hides them anyway, but WeasyPrint computes the style of every
+    element, hidden or not, and those rows were over half of the elements on efficientnet_v2_s. A
+    block with another ``<details>`` inside it is kept, as a non-greedy match cannot tell its end."""
+    return _SCREEN_ONLY_DETAILS.sub(lambda m: m.group(0) if "<details" in m.group(0)[8:] else "", html)
+
+
 def render_pdf(html: str) -> bytes:
     # WeasyPrint logs every CSS property it does not support (screen-only rules such as
     # position: sticky); they are expected, so keep them out of the user's terminal.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     fetcher = DataOnlyFetcher()
-    document = weasyprint.HTML(string=html, base_url=None, url_fetcher=_weasyprint_fetcher(fetcher)).render()
+    document = weasyprint.HTML(string=without_screen_only_details(html), base_url=None,
+                               url_fetcher=_weasyprint_fetcher(fetcher)).render()
     buffer = io.BytesIO()
     # Deterministic bytes: the /ID is this fixed identifier plus an md5 of the content, and WeasyPrint
     # (read in version 70) writes /CreationDate and /ModDate only from <meta name=dcterms.created/modified>,

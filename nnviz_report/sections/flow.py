@@ -157,14 +157,22 @@ def folded_links(graph: FlowGraph, layer_paths: Sequence[str], anchors: Anchors)
 
 
 # A4 content at 96 px per inch is about 688 px wide and 986 px high; a page-high window leaves room
-# for its caption. The first window shares its page with the section's heading and introduction, so it
-# is shorter. A diagram at most FITS_ONE_PAGE high is drawn once, scaled by the print CSS.
+# for its caption. The first page also holds the section's heading and introduction, so its windows
+# are shorter. A diagram no wider than the page and at most FIRST_PAGE_WINDOW high is drawn once,
+# as it is on screen.
 PAGE_WIDTH = 688
 PAGE_WINDOW = 900
-SHRINK_TO_ONE_PAGE = 0.8
 FIRST_PAGE_WINDOW = 640
-FITS_ONE_PAGE = 1075
 MAX_PRINT_PAGES = 3
+# A narrow diagram is printed in up to MAX_COLUMNS windows side by side, like a newspaper column, as
+# long as that keeps it at MIN_COLUMN_SCALE or more of its size (its 10.5 px detail lines then print
+# at 6 pt): lenet's chain fits beside itself on a third of a page instead of filling one alone.
+MAX_COLUMNS = 4
+MIN_COLUMN_SCALE = 0.76
+COLUMN_GAP = 16.0
+# Side by side, each window leaves out most of the diagram's empty side margin. A diagram is shrunk
+# by up to 12 % where that saves a page holding only its last few nodes.
+_COLUMN_CROP = 10.0
 # Room kept around each node at a cut, and for the second card behind a folded (×N) node.
 _NODE_CLEARANCE = 4.0
 
@@ -172,56 +180,164 @@ _SVG_SIZE = re.compile(r'<svg [^>]*?width="([\d.]+)" height="([\d.]+)" viewBox="
 _TRANSLATE = re.compile(r'<g transform="translate\((-?[\d.]+),(-?[\d.]+)\)">')
 _NODE_RECT = re.compile(r'<g class="node"[^>]*>(?:<a [^>]*>)?<title>[^<]*</title>'
                         r'<rect x="-?[\d.]+" y="(-?[\d.]+)" width="[\d.]+" height="([\d.]+)"')
+_FIRST_RECT = re.compile(r'<rect x="-?[\d.]+" y="(-?[\d.]+)" width="[\d.]+" height="([\d.]+)"')
+_POINTS = re.compile(r'(?:d|points)="([^"]+)"')
+_NUMBER = re.compile(r"-?[\d.]+")
+_NODE_ID = re.compile(r' id="flow-[^"]*"')
+
+Windows = list[list[tuple[float, float]]]  # per page, the (top, bottom) of each column in diagram units
 
 
 def print_pages(svg: str) -> tuple[Figure, ...]:
-    """A tall diagram cannot continue onto the next PDF page, so the PDF shows it in windows: the
-    same SVG with successive viewBoxes, cut only between nodes, scaled to the page width and, where
-    needed, further so that it takes at most ``MAX_PRINT_PAGES`` pages. It stays vector: a PDF
-    viewer's zoom brings back every label."""
+    """A tall diagram cannot continue onto the next PDF page, so the PDF shows it in windows of the
+    same drawing, cut only between nodes: one per page, or several side by side where the diagram is
+    narrow, scaled to the page width and, where needed, further so that it takes at most
+    ``MAX_PRINT_PAGES`` pages. It stays vector: a PDF viewer's zoom brings back every label.
+
+    Each window holds only the elements that reach into it (a node, an edge, a group box), so that
+    the PDF draws the diagram about once in all rather than once per window."""
     size, shift = _SVG_SIZE.match(svg), _TRANSLATE.search(svg)
     if size is None or shift is None:
         return ()
     width, height = float(size.group(1)), float(size.group(2))
-    if height <= FITS_ONE_PAGE:
+    if height <= FIRST_PAGE_WINDOW and width <= PAGE_WIDTH:
         return ()
     dy = float(shift.group(2))
     nodes = sorted((float(y) + dy, float(y) + dy + float(h)) for y, h in _NODE_RECT.findall(svg))
-    scale = min(1.0, PAGE_WIDTH / width)
-    windows = print_windows(height, nodes, scale)
-    while len(windows) > MAX_PRINT_PAGES:
-        scale *= 0.92
-        windows = print_windows(height, nodes, scale)
-    if len(windows) == 2 and height * scale * SHRINK_TO_ONE_PAGE <= PAGE_WINDOW:
-        # Two windows where a modest shrink makes one: a page of its own, whole, at ≥ 80 % of its size.
-        scale, windows = PAGE_WINDOW / height, [(0.0, height)]
-    pages: list[Figure] = []
-    for top, bottom in windows:
-        window = bottom - top
-        header = f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" ' \
-                 f'width="{width * scale:.1f}" height="{window * scale:.1f}" viewBox="0 {top:g} {width:g} {window:g}"'
-        page = header + svg[size.end():]
-        pages.append(Figure(f"flow-page-{len(pages) + 1}", "image/svg+xml", page.encode("utf-8"),
-                            f"Data-flow diagram, part {len(pages) + 1}", inline=True))
-    return tuple(pages)
+    columns, scale, windows = print_layout(width, height, nodes)
+    lines = _elements(svg[size.end():])
+    spans = [_line_span(line, dy) for line in lines]
+    crop = _COLUMN_CROP if columns > 1 else 0.0
+    column_width = (width - 2 * crop) * scale
+    pages: list[str] = []
+    for page in windows:
+        parts = []
+        for column, (top, bottom) in enumerate(page):
+            window = bottom - top
+            body = "\n".join(line for line, span in zip(lines, spans, strict=True)
+                             if span is None or (span[0] < bottom and span[1] > top))
+            parts.append(f'<svg x="{column * (column_width + COLUMN_GAP):.1f}" y="0" width="{column_width:.1f}" '
+                         f'height="{window * scale:.1f}" viewBox="{crop:g} {top:g} {width - 2 * crop:g} {window:g}"'
+                         + _NODE_ID.sub("", body))
+        page_width = len(page) * column_width + (len(page) - 1) * COLUMN_GAP
+        page_height = max(bottom - top for top, bottom in page) * scale
+        document = (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+                    f'width="{page_width:.1f}" height="{page_height:.1f}" '
+                    f'viewBox="0 0 {page_width:.1f} {page_height:.1f}" role="img">\n' + "\n".join(parts) + "</svg>\n")
+        pages.append(document)
+    return tuple(Figure(f"flow-page-{number}", "image/svg+xml", document.encode("utf-8"),
+                        _caption(number, len(pages), columns, scale), inline=True)
+                 for number, document in enumerate(pages, start=1))
 
 
-def print_windows(height: float, nodes: Sequence[tuple[float, float]], scale: float) -> list[tuple[float, float]]:
-    """Consecutive (top, bottom) windows covering ``[0, height]`` in diagram units, each at most a
-    page high once scaled, each cut in a gap between node boxes so that no node is split."""
-    windows: list[tuple[float, float]] = []
+def _caption(number: int, count: int, columns: int, scale: float) -> str:
+    part = f"Data-flow diagram, part {number} of {count}" if count > 1 else "Data-flow diagram"
+    if columns > 1:
+        part += f", in {columns} columns read from left to right"
+    return part + (f", at {scale * 100:.0f} % of its size" if scale < 0.995 else "")
+
+
+def _elements(body: str) -> list[str]:
+    """``flow_svg`` writes one element per line (a group box, an edge, an arrow head, a node); a
+    tooltip's line breaks continue its element, and escaped text never starts a line with ``<``."""
+    elements: list[str] = []
+    for line in body.split("\n"):
+        if elements and not line.startswith("<"):
+            elements[-1] += "\n" + line
+        else:
+            elements.append(line)
+    return elements
+
+
+def _line_span(line: str, dy: float) -> tuple[float, float] | None:
+    """The vertical extent of one drawn element (``flow_svg`` writes one per line: a group box, an
+    edge, an arrow head, a node); None for the document's own lines, which every window keeps."""
+    if line.startswith(('<g class="group"', '<g class="node"')):
+        rect = _FIRST_RECT.search(line)
+        if rect is None:
+            return None
+        y = float(rect.group(1)) + dy
+        return y, y + float(rect.group(2)) + 3  # the card behind a folded node
+    if line.startswith(("<path", "<polygon")):
+        points = _POINTS.search(line)
+        if points is None:
+            return None
+        ys = [float(v) + dy for v in _NUMBER.findall(points.group(1))[1::2]]
+        return min(ys), max(ys)
+    return None
+
+
+def print_layout(width: float, height: float, nodes: Sequence[tuple[float, float]]) -> tuple[int, float, Windows]:
+    """Columns per page, scale and windows: the fewest pages with text at ``MIN_COLUMN_SCALE`` or more
+    of its size, then the largest scale, then the lowest (the one most likely to share its page with
+    the text around it); the largest scale where no layout keeps that size."""
+    candidates = []
+    for columns in range(1, MAX_COLUMNS + 1):
+        content = width - (2 * _COLUMN_CROP if columns > 1 else 0.0)
+        scale = min(1.0, (PAGE_WIDTH - (columns - 1) * COLUMN_GAP) / columns / content)
+        windows = paginate(height, nodes, scale, columns)
+        while len(windows) > MAX_PRINT_PAGES:
+            scale *= 0.92
+            windows = paginate(height, nodes, scale, columns)
+        # a last page with a sliver of the diagram: a slightly smaller diagram saves that page, unless
+        # that would take legible columns below MIN_COLUMN_SCALE
+        for step in range(1, 5):
+            smaller = scale * (1 - 0.03 * step)
+            if len(windows) == 1 or (scale >= MIN_COLUMN_SCALE > smaller):
+                break
+            shorter = paginate(height, nodes, smaller, columns)
+            if len(shorter) < len(windows):
+                scale, windows = smaller, shorter
+                break
+        candidates.append((columns, scale, windows))
+    def tallest(candidate: tuple[int, float, Windows]) -> float:
+        return max(bottom - top for page in candidate[2] for top, bottom in page) * candidate[1]
+
+    legible = [c for c in candidates if c[1] >= MIN_COLUMN_SCALE - 1e-9]
+    if legible:
+        return min(legible, key=lambda c: (len(c[2]), -round(c[1], 6), tallest(c)))
+    return min(candidates, key=lambda c: (-round(c[1], 6), len(c[2]), tallest(c)))
+
+
+def paginate(height: float, nodes: Sequence[tuple[float, float]], scale: float, columns: int) -> Windows:
+    """Pages of up to ``columns`` consecutive windows covering ``[0, height]`` in diagram units, each
+    at most a page high once scaled and cut in a gap between node boxes; the last page's columns are
+    balanced (the shortest window height that still takes the rest in ``columns`` windows)."""
+    pages: Windows = []
     top = 0.0
     while top < height:
-        limit = top + (FIRST_PAGE_WINDOW if not windows else PAGE_WINDOW) / scale
-        if limit >= height:
+        limit = (FIRST_PAGE_WINDOW if not pages else PAGE_WINDOW) / scale
+        page = _greedy(top, height, nodes, limit, columns)
+        if page[-1][1] >= height and columns > 1:
+            low = max((y1 - y0 for y0, y1 in nodes if y1 > top), default=0.0) + 2 * _NODE_CLEARANCE
+            high = limit
+            for _ in range(24):
+                middle = (low + high) / 2
+                if len(trial := _greedy(top, height, nodes, middle, columns + 1)) <= columns \
+                        and trial[-1][1] >= height:
+                    high = middle
+                else:
+                    low = middle
+            page = _greedy(top, height, nodes, high, columns)
+        pages.append(page)
+        top = page[-1][1]
+    return pages
+
+
+def _greedy(top: float, height: float, nodes: Sequence[tuple[float, float]], limit: float,
+            count: int) -> list[tuple[float, float]]:
+    """Up to ``count`` consecutive windows from ``top``, each at most ``limit`` high."""
+    windows: list[tuple[float, float]] = []
+    while top < height and len(windows) < count:
+        if top + limit >= height:
             windows.append((top, height))
             break
-        cut = limit
+        cut = top + limit
         for y0, y1 in reversed(nodes):  # bottom-up: move the cut above any node it would split
             if y0 - _NODE_CLEARANCE < cut < y1 + _NODE_CLEARANCE:
                 cut = y0 - _NODE_CLEARANCE
         if cut <= top:  # a node taller than a page: cannot happen with fixed-height nodes; cut anyway
-            cut = limit
+            cut = top + limit
         windows.append((top, cut))
         top = cut
     return windows

@@ -4,6 +4,8 @@ A stage is a run of consecutive layers whose feature maps share one spatial size
 the last layer of the run (normalisation layers aside, which only rescale what came before).
 Channel width is not a boundary: a dense block widens at every layer. The report shows feature
 maps for the first convolution and each stage's output, a bounded set however deep the model.
+A stage that is the first convolution followed only by its activation (lenet's conv1 → relu1) is
+shown once, after the activation: the two grids would show the same maps, one clipped at zero.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..capture import LayerCapture
-from .slices import NORM_TYPES, evenly_spaced
+from .slices import ACTIVATION_TYPES, NORM_TYPES, evenly_spaced
 
 MAX_MAP_LAYERS = 6  # the first convolution and up to five stage outputs
 MIN_SIDE = 2  # a 1×1 map has no spatial pattern to show
@@ -39,6 +41,14 @@ def stage_outputs(candidates: Sequence[LayerCapture]) -> list[tuple[LayerCapture
     return outputs
 
 
+def _same_maps(conv: LayerCapture, layer: LayerCapture) -> bool:
+    """``layer`` only rescales or rectifies ``conv``'s maps: a normalisation or an activation of the
+    same shape."""
+    assert conv.showcase_maps is not None and layer.showcase_maps is not None
+    return (layer.type.startswith(NORM_TYPES) or layer.type in ACTIVATION_TYPES) \
+        and layer.showcase_maps.shape == conv.showcase_maps.shape
+
+
 def map_layers(layers: Sequence[LayerCapture]) -> tuple[list[tuple[LayerCapture, str]], int]:
     """The layers whose feature maps are shown, each with its role in words, in depth order, and
     how many layers could have been shown: the first convolution, then the stage outputs (evenly
@@ -48,12 +58,24 @@ def map_layers(layers: Sequence[LayerCapture]) -> tuple[list[tuple[LayerCapture,
     stages = stage_outputs(candidates)
     chosen: list[tuple[LayerCapture, str]] = []
     if first_conv is not None:
-        # a first convolution that is also its stage's output (nothing follows it at that size)
-        # is shown once, and leaves its place to another stage
-        own = next((f"first convolution, output of the {h}×{w} stage" for layer, (h, w) in stages
-                    if layer is first_conv), "first convolution")
-        chosen.append((first_conv, own))
-        stages = [(layer, size) for layer, size in stages if layer is not first_conv]
+        # a first convolution that is also its stage's output (nothing follows it at that size but
+        # normalisation and an activation) is shown once, and leaves its place to another stage
+        position = {id(layer): i for i, layer in enumerate(candidates)}
+        start = position[id(first_conv)]
+        shown, role = first_conv, "first convolution"
+        # the output of the first convolution's own stage: the first stage output at or after it
+        own = next(((layer, size) for layer, size in stages if position[id(layer)] >= start), None)
+        if own is not None:
+            layer, (h, w) = own
+            between = candidates[start + 1:position[id(layer)] + 1]
+            if layer is first_conv:
+                role = f"first convolution, output of the {h}×{w} stage"
+            elif all(_same_maps(first_conv, b) for b in between):
+                shown, role = layer, f"first convolution {first_conv.name} after its {layer.type}, " \
+                                     f"output of the {h}×{w} stage"
+            if shown is layer:
+                stages = [(other, size) for other, size in stages if other is not layer]
+        chosen.append((shown, role))
     for index in evenly_spaced(len(stages), MAX_MAP_LAYERS - len(chosen)):
         layer, (h, w) = stages[index]
         chosen.append((layer, f"output of the {h}×{w} stage"))

@@ -8,8 +8,11 @@ depend only on the overall minimum and maximum, never on how the data was split 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import math
+import sys
 import threading
 
 import numpy as np
@@ -81,7 +84,11 @@ class RunningMoments:
         self._start = 0
         self._counts = np.zeros(0, dtype=np.int64)
 
-    def update(self, values: torch.Tensor) -> None:
+    def update(self, values: torch.Tensor, mean: float | None = None) -> None:
+        """``mean``: the batch's mean when the caller has it already (capture derives it from the
+        per-sample channel means it keeps anyway), saving a pass over the values; used only for
+        finite float32/float64 batches of ordinary magnitude, where it equals the direct mean to
+        float rounding."""
         flat = values.detach().reshape(-1)
         if flat.numel() == 0:
             return
@@ -91,6 +98,7 @@ class RunningMoments:
         lo_value, hi_value = float(lo), float(hi)
         # NaN and ±inf surface in the extremes, so the common all-finite case costs no extra pass.
         if not (math.isfinite(lo_value) and math.isfinite(hi_value)):
+            mean = None
             finite = flat[torch.isfinite(flat)]
             self.nonfinite += flat.numel() - finite.numel()
             if finite.numel() == 0:
@@ -103,7 +111,7 @@ class RunningMoments:
         # Squares of float32 values beyond ~1e19 overflow and deviations below ~1e-19 underflow
         # (an exploding or vanishing layer); only then is the batch worth a float64 copy.
         extreme = magnitude > _FLOAT32_SAFE_MAX or 0 < hi_value - lo_value < _FLOAT32_SAFE_MIN
-        batch_mean, batch_m2 = _mean_and_m2(flat.double() if extreme else flat)
+        batch_mean, batch_m2 = _mean_and_m2(flat.double() if extreme else flat, None if extreme else mean)
         total = self.count + n
         delta = batch_mean - self._mean
         self._mean += delta * n / total
@@ -133,9 +141,12 @@ class RunningMoments:
             index = torch.where(x < 0, index.clamp(max=-1), index)
         bins = last - first + 1
         # Every index lies in [first, last] by construction, so index - first is an exact small
-        # integer and bincount of it is histc's answer at about half of histc's cost.
-        offsets = scratch(index, torch.int32 if exact_in_float32 else torch.int64)
-        offsets.copy_(index.sub_(first))
+        # integer and bincount of it is histc's answer at about half of histc's cost; at most 256
+        # bins (always, with the default 64) fit in uint8, which bincount counts twice as fast as
+        # int32. Non-negative layers (after a ReLU) start at bin 0 and need no shift.
+        small = torch.uint8 if bins <= 256 else torch.int32
+        offsets = scratch(index, small if exact_in_float32 else torch.int64)
+        offsets.copy_(index.sub_(first) if first else index)
         counts = torch.bincount(offsets, minlength=bins)
         if counts.numel() != bins:
             raise AssertionError(f"histogram index beyond its {bins} bins; lo={lo}, hi={hi}, exponent={exponent}")
@@ -218,7 +229,11 @@ class RunningGradient:
         self.max_abs = 0.0
         self.nonfinite = 0
 
-    def update(self, values: torch.Tensor) -> None:
+    def update(self, values: torch.Tensor, mean: float | None = None) -> None:
+        """``mean``: the batch's mean when the caller has it already (capture derives it from the
+        per-sample channel means it keeps anyway), saving a pass over the values; used only for
+        finite float32/float64 batches of ordinary magnitude, where it equals the direct mean to
+        float rounding."""
         flat = values.detach().reshape(-1)
         if flat.numel() == 0:
             return
@@ -245,11 +260,12 @@ _GRADIENT_FLOAT32_MAX = 1e15
 _GRADIENT_FLOAT32_MIN = 1e-10
 
 
-def _mean_and_m2(flat: torch.Tensor) -> tuple[float, float]:
-    """Mean and sum of squared deviations, in two passes. torch.var_mean (Welford) is about 4x
-    slower on CPU; the mean and the squares are summed pairwise by torch.sum, which keeps the
-    relative error near 1e-7 where a running float32 accumulator would drift to 1e-5."""
-    mean = flat.mean()
+def _mean_and_m2(flat: torch.Tensor, known_mean: float | None = None) -> tuple[float, float]:
+    """Mean and sum of squared deviations, in two passes (one when the mean is known). torch.var_mean
+    (Welford) is about 4x slower on CPU; the mean and the squares are summed pairwise by torch.sum,
+    which keeps the relative error near 1e-7 where a running float32 accumulator would drift to 1e-5.
+    The sum of squared deviations is insensitive to a rounding-sized error in the mean."""
+    mean = flat.mean() if known_mean is None else known_mean
     deviations = torch.sub(flat, mean, out=scratch(flat))
     return float(mean), float(deviations.square_().sum())
 
@@ -301,6 +317,20 @@ def scratch(like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tenso
     if buffer is None or buffer.numel() < like.numel():
         buffer = buffers[key] = torch.empty(like.numel(), dtype=dtype, device=like.device)
     return buffer[: like.numel()].view(like.shape)
+
+
+def return_large_buffers_to_the_system() -> None:
+    """Called by the capture before it starts. glibc raises its mmap threshold each time a large
+    block is freed, after which the activation-sized temporaries of every batch come from the heap
+    and fragment it: resident memory then grows by tens of MB per batch although nothing is kept.
+    A fixed threshold keeps large blocks on mmap, returned at once, so memory stays flat in the
+    sample count."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        m_mmap_threshold = -3
+        libc.mallopt(m_mmap_threshold, 256 * 1024)
 
 
 def release_scratch() -> None:
