@@ -16,7 +16,8 @@ from nnviz_report.corruptions import BY_NAME, SEVERITIES, SUITE, corrupt_batch, 
 from nnviz_report.data import load_sample, normalise
 from nnviz_report.models import load_model
 from nnviz_report.probes import CELLS_PER_IMAGE, assign_cells, cells_per_image, class_interleaved_ranks, run_probes
-from nnviz_report.report_model import to_jsonable
+from nnviz_report.report_json import from_jsonable
+from nnviz_report.report_model import RobustnessSection, to_jsonable
 from nnviz_report.sections.robustness import robustness_comparison, robustness_section
 
 CELLS = len(SUITE) * len(SEVERITIES)
@@ -140,16 +141,15 @@ def test_compare_pairs_the_rows_both_sides_evaluated() -> None:
     cells = assign_cells(labels.tolist())
     head_runs = [ProbeRun(c.corruption, c.severity, c.positions, eye[labels[list(c.positions)]]) for c in cells]
     images = np.zeros((n, 3, 32, 32), dtype=np.uint8)
-    head = to_jsonable(robustness_section(eye[labels], labels, head_runs, images, list(range(n)),
-                                          thumbnail_position=0, seed=0))
-    base = to_jsonable(robustness_section(eye[labels], labels, head_runs, images, list(range(n)),
-                                          thumbnail_position=0, seed=0))
+    head = robustness_section(eye[labels], labels, head_runs, images, list(range(n)), thumbnail_position=0, seed=0)
+    record = to_jsonable(head)
     wrong = (labels + 1) % 10
-    for result in base["results"]:  # the old layout: every row, in order; all wrong
+    for result in record["results"]:  # the old layout: every row, in order; all wrong
         del result["positions"], result["count"], result["clean_accuracy"]
         result["predictions"] = wrong.tolist()
+    base = from_jsonable(RobustnessSection, record)  # as compare reads an archived base
     comparison = robustness_comparison(base, head, labels.tolist())
-    assert comparison.pairs == head["evaluations"] == n * CELLS_PER_IMAGE
+    assert comparison.pairs == head.evaluations == n * CELLS_PER_IMAGE
     assert (comparison.base_only_right, comparison.head_only_right) == (0, n * CELLS_PER_IMAGE)
     # A base from another sample size pairs nothing rather than the wrong rows.
     assert robustness_comparison(base, head, labels.tolist()[:-1]).pairs == 0
