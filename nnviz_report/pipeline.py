@@ -6,15 +6,19 @@ the previous report untouched and no partial file behind."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 import platform
+import re
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
 from . import __version__
-from .capture import CaptureResult, choose_showcase, predict_classes, run_capture
+from .capture import CaptureResult, choose_showcase, predictions_from_logits, run_capture
 from .checks import CheckInputs, Thresholds, load_thresholds, run_checks, worst_severity
 from .config import ReportSettings, Severity
 from .data import SampleSet, load_sample, normalise
@@ -95,21 +99,15 @@ def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSetti
                    progress: Progress, *, label: str = "capture") -> CaptureResult:
     """The one forward+backward pass over the sample; compare mode runs it once per checkpoint."""
     inputs = normalise(sample.images)
-    predicted: list[int] | None
-    confidence: list[float] | None
-    try:
-        predicted, confidence = predict_classes(loaded.module, inputs, batch_size=settings.batch_size,
-                                                device=device)
-    except Exception:  # noqa: BLE001
-        # Not swallowed: the capture below runs the same forward with hooks and reports the failure
-        # precisely (the layers that ran before it, the shape that was wrong). Until then the
-        # showcase falls back to the first sample of each class.
-        predicted = confidence = None
-    showcase_positions = choose_showcase(sample.labels, settings.showcase, predictions=predicted,
-                                         confidences=confidence)
+
+    def showcase_from(logits: np.ndarray) -> tuple[int, ...]:
+        # From the capture's own logits: a separate prediction pass first was a whole extra forward.
+        predicted, confidence = predictions_from_logits(logits)
+        return choose_showcase(sample.labels, settings.showcase, predictions=predicted, confidences=confidence)
+
     with progress.bar(label, total=sample.count, unit="img") as advance:
         return run_capture(loaded.module, inputs, sample.labels, batch_size=settings.batch_size,
-                           device=device, showcase_positions=showcase_positions, progress=advance)
+                           device=device, showcase_positions=showcase_from, progress=advance)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +151,11 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
                  device: torch.device, progress: Progress, *, capture: CaptureResult | None = None) -> Report:
     """``capture``: a capture of this model and sample already run (compare mode reuses it)."""
     if capture is None:
+        # Only torch runs in the capture (no lazy import there), so the side thread's imports
+        # cannot interleave with the main thread's; it is joined before the probes' figures.
+        warming = warm_plotting_imports()
         capture = capture_sample(loaded, sample, settings, device, progress)
+        warming.join()  # not on failure: an interrupt is not kept waiting for an import
     robustness = robustness_probe(loaded, sample, settings, device, progress, capture)
 
     # Weights, saliency and the probes come before the checks, which judge them too.
@@ -235,8 +237,47 @@ def environment(settings: ReportSettings, device: torch.device) -> Environment:
     device_name = str(device)
     if device.type == "cuda":
         device_name = f"{device} ({torch.cuda.get_device_name(device)})"
-    return Environment(__version__, torch.__version__, torchvision.__version__, platform.python_version(),
+    return Environment(__version__, torch.__version__, torchvision_version(), platform.python_version(),
                        device_name, settings.seed)
+
+
+def torchvision_version() -> str:
+    """torchvision's ``__version__`` (local tag included, e.g. "+cpu", which the distribution's
+    metadata lacks), read from its version.py when it is not loaded: importing torchvision costs
+    over a second (its ops import torch._dynamo), for a report on a model that never uses it."""
+    loaded = sys.modules.get("torchvision")
+    if loaded is not None:
+        return str(loaded.__version__)
+    spec = importlib.util.find_spec("torchvision")
+    if spec is not None and spec.origin is not None:
+        source = Path(spec.origin).with_name("version.py")
+        if source.is_file():
+            found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", source.read_text(), re.MULTILINE)
+            if found:
+                return found.group(1)
+    return str(importlib.import_module("torchvision").__version__)
+
+
+# The figures' plotting stack (seaborn imports pandas and scipy.stats): over a second of imports.
+PLOTTING_MODULES = ("seaborn",)
+
+
+def warm_plotting_imports() -> threading.Thread:
+    """Import the plotting stack on a side thread while the capture runs: the capture spends its
+    time in torch kernels that release the GIL, so the imports cost little wall-clock time there.
+    The caller joins the thread before anything else imports; a failed import is left for the
+    figure that needs it to report."""
+
+    def load() -> None:
+        for name in PLOTTING_MODULES:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001, S112 (re-raised where the figure imports it)
+                continue
+
+    thread = threading.Thread(target=load, name="nnviz-report-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def resolve_device(name: str) -> torch.device:
