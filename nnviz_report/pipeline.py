@@ -11,7 +11,6 @@ import importlib.util
 import platform
 import re
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -151,11 +150,7 @@ def build_report(loaded: LoadedModel, sample: SampleSet, settings: ReportSetting
                  device: torch.device, progress: Progress, *, capture: CaptureResult | None = None) -> Report:
     """``capture``: a capture of this model and sample already run (compare mode reuses it)."""
     if capture is None:
-        # Only torch runs in the capture (no lazy import there), so the side thread's imports
-        # cannot interleave with the main thread's; it is joined before the probes' figures.
-        warming = warm_plotting_imports()
         capture = capture_sample(loaded, sample, settings, device, progress)
-        warming.join()  # not on failure: an interrupt is not kept waiting for an import
     robustness = robustness_probe(loaded, sample, settings, device, progress, capture)
 
     # Weights, saliency and the probes come before the checks, which judge them too.
@@ -256,28 +251,6 @@ def torchvision_version() -> str:
             if found:
                 return found.group(1)
     return str(importlib.import_module("torchvision").__version__)
-
-
-# The figures' plotting stack (seaborn imports pandas and scipy.stats): over a second of imports.
-PLOTTING_MODULES = ("seaborn",)
-
-
-def warm_plotting_imports() -> threading.Thread:
-    """Import the plotting stack on a side thread while the capture runs: the capture spends its
-    time in torch kernels that release the GIL, so the imports cost little wall-clock time there.
-    The caller joins the thread before anything else imports; a failed import is left for the
-    figure that needs it to report."""
-
-    def load() -> None:
-        for name in PLOTTING_MODULES:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001, S112 (re-raised where the figure imports it)
-                continue
-
-    thread = threading.Thread(target=load, name="nnviz-report-imports", daemon=True)
-    thread.start()
-    return thread
 
 
 def resolve_device(name: str) -> torch.device:

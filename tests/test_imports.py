@@ -28,11 +28,3 @@ def test_torchvision_version_without_importing_it_is_its_own() -> None:
             "import torchvision; assert read == torchvision.__version__, (read, torchvision.__version__)")
     result = run_python(code)
     assert result.returncode == 0, result.stderr
-
-
-def test_plotting_warm_up_imports_seaborn_off_the_main_thread() -> None:
-    code = ("import sys, threading; from nnviz_report.pipeline import warm_plotting_imports; "
-            "thread = warm_plotting_imports(); assert thread is not threading.main_thread(); thread.join(); "
-            "assert 'seaborn' in sys.modules")
-    result = run_python(code)
-    assert result.returncode == 0, result.stderr
