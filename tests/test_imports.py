@@ -28,3 +28,19 @@ def test_torchvision_version_without_importing_it_is_its_own() -> None:
             "import torchvision; assert read == torchvision.__version__, (read, torchvision.__version__)")
     result = run_python(code)
     assert result.returncode == 0, result.stderr
+
+
+def test_console_script_exit_keeps_code_streams_and_atexit(tmp_path: Path) -> None:
+    """console_main skips the interpreter's teardown (os._exit) but not what a caller relies on:
+    the exit code, the flushed error line, and atexit handlers (a model's own, say)."""
+    marker = tmp_path / "atexit-ran"
+    code = ("import atexit, sys; "
+            f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran')); "
+            f"sys.argv = ['nnviz-report', 'report', '--model', 'lenet', '--data', {str(tmp_path / 'missing')!r}, "
+            f"'-o', {str(tmp_path / 'out')!r}]; "
+            "from nnviz_report.cli import console_main; console_main(); print('not reached')")
+    result = run_python(code)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("nnviz-report: error:") == 1, result.stderr
+    assert "not reached" not in result.stdout
+    assert marker.read_text() == "ran"
