@@ -13,7 +13,9 @@ here wraps pipeline functions by name, so renaming or splitting them cannot hide
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import resource
 import sys
 import time
@@ -53,3 +55,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # Ended the way the console script ends a report (nnviz_report.cli.console_main): atexit
+    # handlers, flushed streams, no interpreter teardown. The bare process exits as a plain script.
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    os._exit(0)

@@ -116,7 +116,12 @@ class _LayerAccumulator:
             self.channel_max = batch_max if self.channel_max is None else torch.maximum(self.channel_max, batch_max)
         if pooled is not None and pooled.shape[1] <= MAX_POOLED_FEATURES:
             self.pooled.append(pooled.to("cpu", torch.float32).numpy())
-        maps = layouts.spatial_maps(values, layout) if showcase_rows else None
+        if showcase_rows:
+            self.keep_showcase(values, showcase_rows)
+
+    def keep_showcase(self, values: Tensor, showcase_rows: dict[int, int]) -> None:
+        """The full maps of the showcase rows of this batch (per-sample layouts only)."""
+        maps = layouts.spatial_maps(values, self.layout)
         if maps is not None:
             for row, slot in showcase_rows.items():
                 self.showcase[slot] = maps[row].to("cpu", torch.float32).numpy().copy()
@@ -193,20 +198,11 @@ def choose_showcase(labels: Tensor, count: int, *, predictions: Sequence[int] | 
     return tuple(chosen)
 
 
-def predict_classes(model: nn.Module, inputs: Tensor, *, batch_size: int,
-                    device: torch.device) -> tuple[list[int], list[float]]:
-    """Predicted class and its softmax probability per sample, from a forward pass without hooks
-    or gradients: the showcase is chosen from them before the capture, which keeps full feature
-    maps only for the showcase samples."""
-    predicted: list[int] = []
-    confidence: list[float] = []
-    with model_session(model, device, param_grads=False), torch.no_grad():
-        for start in range(0, len(inputs), batch_size):
-            probabilities = torch.softmax(model(inputs[start:start + batch_size].to(device)).double(), dim=1)
-            best = probabilities.max(dim=1)
-            predicted += [int(v) for v in best.indices.tolist()]
-            confidence += [float(v) for v in best.values.tolist()]
-    return predicted, confidence
+def predictions_from_logits(logits: np.ndarray) -> tuple[list[int], list[float]]:
+    """Predicted class and its softmax probability per sample (softmax in float64): what the
+    showcase is chosen from."""
+    best = torch.softmax(torch.from_numpy(logits).double(), dim=1).max(dim=1)
+    return [int(v) for v in best.indices.tolist()], [float(v) for v in best.values.tolist()]
 
 
 def run_capture(
@@ -216,10 +212,18 @@ def run_capture(
     *,
     batch_size: int,
     device: torch.device,
-    showcase_positions: tuple[int, ...],
+    showcase_positions: tuple[int, ...] | Callable[[np.ndarray], tuple[int, ...]],
     progress: Callable[[int], None] | None = None,
 ) -> CaptureResult:
-    """``inputs`` are already normalised (N, 3, 32, 32) on the CPU; batches move to ``device``."""
+    """``inputs`` are already normalised (N, 3, 32, 32) on the CPU; batches move to ``device``.
+
+    ``showcase_positions``: the samples whose full maps are kept, or a function that chooses them
+    from the captured logits ``(N, classes)``. Then, after the pass, only the batches holding the
+    chosen samples run forward once more, exactly as in the pass (same batches, same grad mode),
+    for their maps: a second forward over the whole sample to choose them first would cost more.
+    """
+    choose = showcase_positions if callable(showcase_positions) else None
+    positions: tuple[int, ...] = () if callable(showcase_positions) else showcase_positions
     moments.return_large_buffers_to_the_system()
     layers = capturable_layers(model)
     accumulators: dict[str, _LayerAccumulator] = {}
@@ -233,6 +237,7 @@ def run_capture(
     # is not reused), so a layer can inherit its input's layout and a Flatten can name what it repeats.
     producers: dict[int, tuple[Tensor, str, str]] = {}
     batch = [0]
+    maps_only = [False]  # the showcase pass after the capture: keep maps, fold nothing
 
     def make_hook(path: str, module: nn.Module) -> Callable[..., None]:
         def hook(_module: nn.Module, args: object, output: object) -> None:
@@ -242,9 +247,14 @@ def run_capture(
             name = path if calls[path] == 1 else f"{path}#{calls[path]}"
             ran.append(name)
             acc = accumulators.get(name)
+            if maps_only[0]:
+                if acc is not None and acc.layout.per_sample and showcase_rows:
+                    with torch.no_grad():
+                        acc.keep_showcase(output.detach(), showcase_rows)
+                return
             if acc is None:
                 acc = accumulators[name] = _new_accumulator(name, path, module, output, args, producers,
-                                                            batch[0], class_token, len(showcase_positions))
+                                                            batch[0], class_token, len(positions))
                 order.append(name)
                 producers[id(output)] = (output, name, acc.layout.kind)
             with torch.no_grad():
@@ -269,9 +279,7 @@ def run_capture(
                 calls.clear()
                 ran.clear()
                 showcase_rows.clear()
-                showcase_rows.update(
-                    {p - start: slot for slot, p in enumerate(showcase_positions) if start <= p < stop}
-                )
+                showcase_rows.update({p - start: slot for slot, p in enumerate(positions) if start <= p < stop})
                 x = inputs[start:stop].to(device).requires_grad_(input_grad)
                 y = labels[start:stop].to(device)
                 batch[0] = stop - start
@@ -286,6 +294,18 @@ def run_capture(
                 loss_parts.append(losses.detach().to("cpu", torch.float64).numpy())
                 if progress is not None:
                     progress(stop - start)
+            if choose is not None:
+                positions = choose(np.concatenate(logits_parts))
+                maps_only[0] = True
+                for acc in accumulators.values():
+                    acc.showcase = [None] * len(positions)
+                for start in sorted({p - p % batch_size for p in positions}):
+                    stop = min(start + batch_size, count)
+                    calls.clear()
+                    ran.clear()
+                    showcase_rows.clear()
+                    showcase_rows.update({p - start: slot for slot, p in enumerate(positions) if start <= p < stop})
+                    _forward(model, inputs[start:stop].to(device).requires_grad_(input_grad), ran)
             params = _parameter_summaries(model)
             first_conv = _first_conv(model)
     finally:
@@ -295,7 +315,7 @@ def run_capture(
         params=params,
         logits=np.concatenate(logits_parts),
         losses=np.concatenate(loss_parts),
-        showcase_positions=showcase_positions,
+        showcase_positions=positions,
         first_conv=first_conv,
     )
 

@@ -12,6 +12,8 @@ answer at once and a run prints its first line before PyTorch has loaded (a coup
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -391,5 +393,19 @@ def _error(message: str) -> None:
     print(f"nnviz-report: error: {one_line(message)}", file=sys.stderr)
 
 
+def console_main() -> None:
+    """The console script and ``python -m nnviz_report.cli``: :func:`main`, then the process ends
+    without tearing the interpreter down. Freeing torch's, matplotlib's and pandas's state object
+    by object took 1.3 s after a report was complete (resnet18, html+json: 14 % of the run), when
+    every output file is already closed and in place. atexit handlers still run (a model's own
+    included) and the streams are flushed; only the final module teardown is skipped."""
+    code = main()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe must not turn success into a traceback
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

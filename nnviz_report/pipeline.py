@@ -8,15 +8,18 @@ a failed or interrupted run leaves the previous report untouched and no partial 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 import platform
+import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
-from .capture import CaptureResult, choose_showcase, predict_classes, run_capture
+from .capture import CaptureResult, choose_showcase, predictions_from_logits, run_capture
 from .checks import CheckInputs, Thresholds, load_thresholds, run_checks
 from .config import ReportSettings, Severity
 from .data import SampleSet, load_sample, normalise
@@ -177,21 +180,15 @@ def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSetti
                    progress: Progress, *, label: str = "capture") -> CaptureResult:
     """The one forward+backward pass over the sample."""
     inputs = normalise(sample.images)
-    predicted: list[int] | None
-    confidence: list[float] | None
-    try:
-        predicted, confidence = predict_classes(loaded.module, inputs, batch_size=settings.batch_size,
-                                                device=device)
-    except Exception:  # noqa: BLE001
-        # Not swallowed: the capture below runs the same forward with hooks and reports the failure
-        # precisely (the layers that ran before it, the shape that was wrong). Until then the
-        # showcase falls back to the first sample of each class.
-        predicted = confidence = None
-    showcase_positions = choose_showcase(sample.labels, settings.showcase, predictions=predicted,
-                                         confidences=confidence)
+
+    def showcase_from(logits: np.ndarray) -> tuple[int, ...]:
+        # From the capture's own logits: a separate prediction pass first was a whole extra forward.
+        predicted, confidence = predictions_from_logits(logits)
+        return choose_showcase(sample.labels, settings.showcase, predictions=predicted, confidences=confidence)
+
     with progress.bar(label, total=sample.count, unit="img") as advance:
         return run_capture(loaded.module, inputs, sample.labels, batch_size=settings.batch_size,
-                           device=device, showcase_positions=showcase_positions, progress=advance)
+                           device=device, showcase_positions=showcase_from, progress=advance)
 
 
 def robustness_probe(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
@@ -300,8 +297,25 @@ def environment(settings: ReportSettings, device: torch.device) -> Environment:
     device_name = str(device)
     if device.type == "cuda":
         device_name = f"{device} ({torch.cuda.get_device_name(device)})"
-    return Environment(__version__, torch.__version__, torchvision.__version__, platform.python_version(),
+    return Environment(__version__, torch.__version__, torchvision_version(), platform.python_version(),
                        device_name, settings.seed)
+
+
+def torchvision_version() -> str:
+    """torchvision's ``__version__`` (local tag included, e.g. "+cpu", which the distribution's
+    metadata lacks), read from its version.py when it is not loaded: importing torchvision costs
+    over a second (its ops import torch._dynamo), for a report on a model that never uses it."""
+    loaded = sys.modules.get("torchvision")
+    if loaded is not None:
+        return str(loaded.__version__)
+    spec = importlib.util.find_spec("torchvision")
+    if spec is not None and spec.origin is not None:
+        source = Path(spec.origin).with_name("version.py")
+        if source.is_file():
+            found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", source.read_text(), re.MULTILINE)
+            if found:
+                return found.group(1)
+    return str(importlib.import_module("torchvision").__version__)
 
 
 def exit_code_for(findings: tuple[Finding, ...] | list[Finding], fail_on: Severity | None) -> int:

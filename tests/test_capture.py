@@ -107,6 +107,36 @@ def test_showcase_maps_are_the_full_feature_maps() -> None:
     assert conv2.pooled_features is not None and conv2.pooled_features.shape == (24, 8)
 
 
+def test_showcase_chosen_from_the_capture_logits_reruns_only_its_batches() -> None:
+    """A chooser instead of positions: it sees the captured logits, and the maps of the samples it
+    picks equal those of a capture told the positions up front, bit for bit, while the extra
+    forward covers only the batches that hold them (one of five here), not the whole sample."""
+    model = tiny_cnn()
+    x, y = synthetic_batch()
+    seen: list[np.ndarray] = []
+    batches: list[int] = []
+    handle = model.register_forward_pre_hook(lambda _m, args: batches.append(len(args[0])))
+
+    def choose(logits: np.ndarray) -> tuple[int, ...]:
+        seen.append(logits.copy())
+        return (12, 14)
+
+    chosen = run_capture(model, x, y, batch_size=5, device=CPU, showcase_positions=choose)
+    handle.remove()
+    told = run_capture(model, x, y, batch_size=5, device=CPU, showcase_positions=(12, 14))
+    assert chosen.showcase_positions == (12, 14)
+    assert len(seen) == 1 and np.array_equal(seen[0], told.logits)
+    assert batches == [5, 5, 5, 5, 4] + [5]  # the capture's five batches, then batch 10–14 only
+    for ours, reference in zip(chosen.layers, told.layers, strict=True):
+        assert ours.name == reference.name
+        if reference.showcase_maps is None:
+            assert ours.showcase_maps is None
+        else:
+            assert ours.showcase_maps is not None
+            assert np.array_equal(ours.showcase_maps, reference.showcase_maps)
+        assert ours.activation == reference.activation  # the statistics fold the capture pass only
+
+
 def test_model_comes_back_unchanged() -> None:
     model = tiny_cnn()
     model.train()

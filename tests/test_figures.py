@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nnviz_report.figures.common import colourise, filter_mosaic, new_figure, png_figure, style, svg_figure, tile
+from nnviz_report.figures.common import (
+    _unique_rows,
+    colourise,
+    filter_mosaic,
+    new_figure,
+    png_figure,
+    style,
+    svg_figure,
+    tile,
+)
 from nnviz_report.stats.moments import RunningMoments
 
 
@@ -25,6 +34,20 @@ def test_png_is_pixel_exact(colours: str) -> None:
     figure = png_figure(pixels, "x", "alt", scale=3)
     np.testing.assert_array_equal(decode(figure.data), np.kron(pixels, np.ones((3, 3, 1), dtype=np.uint8)))
     assert figure.width == 90
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_palette_colours_and_indices_equal_numpys_unique_rows(channels: int) -> None:
+    """The palette PNG's packed-key shortcut gives np.unique(axis=0)'s colours, order and indices."""
+    rng = np.random.default_rng(channels)
+    flat = rng.integers(0, 256, (3000, channels), dtype=np.uint8)
+    flat[::2] = flat[rng.integers(0, 40, 1500)]  # repeated colours, as in a colour-mapped grid
+    flat[::7, 0] = 255  # high bytes: a signed or little-endian packing would sort these first
+    colours, index = _unique_rows(flat)
+    expected_colours, expected_index = np.unique(flat, axis=0, return_inverse=True)
+    assert colours.dtype == np.uint8
+    np.testing.assert_array_equal(colours, expected_colours)
+    np.testing.assert_array_equal(index, expected_index.reshape(-1))
 
 
 def test_svg_bytes_are_deterministic() -> None:

@@ -41,7 +41,7 @@ def test_wheel_ships_templates_and_weights(tmp_path: Path) -> None:
         assert f"nnviz_report/weights/{weights}" in names
     assert "nnviz_report/py.typed" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "nnviz-report = nnviz_report.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "nnviz-report = nnviz_report.cli:console_main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_templates_resolve_through_the_package() -> None:

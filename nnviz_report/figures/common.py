@@ -190,7 +190,7 @@ def _exact_palette_image(pixels: np.ndarray) -> Image.Image:
     flat = pixels.reshape(-1, channels).copy()
     if channels == 4:
         flat[flat[:, 3] == 0] = 0
-    colours, index = np.unique(flat, axis=0, return_inverse=True)
+    colours, index = _unique_rows(flat)
     if len(colours) > 256:
         return Image.fromarray(pixels, mode="RGBA" if channels == 4 else "RGB")
     image = Image.fromarray(index.reshape(pixels.shape[:2]).astype(np.uint8), mode="P")
@@ -198,6 +198,20 @@ def _exact_palette_image(pixels: np.ndarray) -> Image.Image:
     if channels == 4:
         image.info["transparency"] = bytes(colours[:, 3].astype(np.uint8).tolist())
     return image
+
+
+def _unique_rows(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(flat, axis=0, return_inverse=True)`` for uint8 rows of up to 4 channels, about
+    ten times faster: each row packed big-endian into one uint32 sorts exactly as the rows do
+    byte by byte, so colours and indices come out the same."""
+    channels = flat.shape[1]
+    keys = np.zeros(len(flat), dtype=np.uint32)
+    for channel in range(channels):
+        keys |= flat[:, channel].astype(np.uint32) << np.uint32(8 * (channels - 1 - channel))
+    unique_keys, index = np.unique(keys, return_inverse=True)
+    shifts = np.array([8 * (channels - 1 - c) for c in range(channels)], dtype=np.uint32)
+    colours = ((unique_keys[:, None] >> shifts) & np.uint32(0xFF)).astype(flat.dtype)
+    return colours, index.reshape(-1)
 
 
 def colourise(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:

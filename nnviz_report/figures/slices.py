@@ -7,7 +7,6 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-import seaborn as sns
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import one_line
@@ -97,6 +96,8 @@ def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
     n = len(names)
     side = max(2.6, min(4.0, 0.14 * n + 1.0))  # the cells; labels and colour bar take 2.2 in beside, 1.3 in below
     step, positions, labels = depth_labels(names, side)
+    import seaborn as sns  # lazily: it imports pandas and scipy.stats (over a second)
+
     with style():
         fig = new_figure(side + 2.2, side + 1.3)
         ax = fig.add_subplot()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import seaborn as sns
 
 from ..report_model import Figure
 from .common import CATEGORICAL, new_figure, style, svg_figure
 
 
 def confusion_figure(confusion: np.ndarray, class_names: tuple[str, ...]) -> Figure:
+    import seaborn as sns  # lazily: it imports pandas and scipy.stats (over a second)
+
     with style():
         fig = new_figure(5.6, 4.6)
         ax = fig.add_subplot()

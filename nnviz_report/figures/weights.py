@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -38,11 +37,18 @@ def weight_distribution_figure(names: list[str], values: list[np.ndarray]) -> Fi
     names = drawable_names(names)
     positions = np.concatenate([np.full(v.size, i) for i, v in enumerate(values)])
     data = np.concatenate([np.asarray(v, dtype=np.float64) for v in values])
+    import seaborn as sns  # lazily: it imports pandas and scipy.stats (over a second)
+    from threadpoolctl import threadpool_limits
+
     with style():
         fig = new_figure(DEPTH_WIDTH, 2.6)
         ax = fig.add_subplot()
-        sns.violinplot(x=positions, y=data, ax=ax, native_scale=True, cut=0, density_norm="width",
-                       inner="quart", linewidth=0.6, color=CATEGORICAL[0], saturation=0.8, bw_adjust=0.8)
+        # Each violin's KDE (scipy's gaussian_kde) solves a 1×1 triangular system for all of the
+        # tensor's values, which OpenBLAS splits over its threads: waking them cost ~10 ms per
+        # violin on a busy machine (2 s for DenseNet-121). One thread divides by the same factor.
+        with threadpool_limits(limits=1, user_api="blas"):
+            sns.violinplot(x=positions, y=data, ax=ax, native_scale=True, cut=0, density_norm="width",
+                           inner="quart", linewidth=0.6, color=CATEGORICAL[0], saturation=0.8, bw_adjust=0.8)
         ax.axhline(0.0, color="#888888", linewidth=0.6, zorder=0)
         depth_axis(ax, names)
         ax.set_ylabel("weight value")
