@@ -15,6 +15,9 @@ OVERSIZED = {
     # Edited by another branch this round; split mechanically (its section dataclasses into their own
     # module) when the branches are merged.
     "report_model.py",
+    # Grew back past the limit with the capture-speed branch's last change (469 lines); that branch
+    # owns it this round.
+    "capture.py",
 }
 
 

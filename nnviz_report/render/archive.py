@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .. import __version__
 from ..archive_guard import load_json
 from ..config import OutputFormat
 from ..errors import ConfigError, SchemaError, one_line
@@ -17,6 +16,7 @@ from ..output import prepare_output_dir, write_report_files
 from ..progress import Progress
 from ..report_json import from_jsonable
 from ..report_model import READABLE_SCHEMA_VERSIONS, RENDERABLE_SCHEMA_VERSIONS, Report
+from ..version import __version__
 
 DEFAULT_FORMATS = (OutputFormat.HTML, OutputFormat.PDF, OutputFormat.MARKDOWN)
 MAX_ARCHIVE_BYTES = 512 * 2**20  # resnet20's report.json is well under 1 MB; this bounds what is parsed
