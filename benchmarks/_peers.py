@@ -154,7 +154,7 @@ def grad_cam(model: nn.Module, layer: str, x: torch.Tensor, targets: torch.Tenso
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     except ImportError as exc:
         return _skipped(name, f"grad-cam is not installed ({exc})")
-    from nnviz_report.capture import capture_saliency
+    from nnviz_report.saliency_capture import capture_saliency
     from nnviz_report.stats.saliency import grad_cam as our_grad_cam
     from nnviz_report.stats.saliency import normalise_map, upsample
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from nnviz_report.capture import capture_saliency, choose_showcase, run_capture
+from nnviz_report.capture import choose_showcase, run_capture
 from nnviz_report.errors import CaptureError, ModelError
+from nnviz_report.saliency_capture import capture_saliency
 from tests.fixtures.models import dead_relu_net, inplace_residual, raises_in_forward, tiny_cnn, wrong_output
 
 CPU = torch.device("cpu")

@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from nnviz_report.capture import capture_saliency, run_capture
+from nnviz_report.capture import run_capture
 from nnviz_report.graph import extract_graph
 from nnviz_report.hooks import HookSet, model_session
+from nnviz_report.saliency_capture import capture_saliency
 
 CPU = torch.device("cpu")
 

@@ -78,9 +78,25 @@ def test_html_shows_names_as_text_never_as_markup(hostile_report: Path) -> None:
     assert csp and "default-src 'none'" in csp.group(1) and "script-src 'none'" in csp.group(1)
 
 
+def outermost_svgs(html: str) -> list[str]:
+    """Every top-level inline ``<svg>…</svg>``, nested ones (the PDF's print windows) included in
+    their parent, found by counting opening and closing tags."""
+    found, depth, start = [], 0, 0
+    for tag in re.finditer(r"<svg\b|</svg>", html):
+        if tag.group() == "</svg>":
+            depth -= 1
+            if depth == 0:
+                found.append(html[start:tag.end()])
+        else:
+            if depth == 0:
+                start = tag.start()
+            depth += 1
+    return found
+
+
 def test_inline_flow_svg_is_valid_xml_with_escaped_names(hostile_report: Path) -> None:
     html = (hostile_report / "report.html").read_text(encoding="utf-8")
-    svgs = re.findall(r"<svg\b.*?</svg>", html, re.DOTALL)
+    svgs = outermost_svgs(html)
     assert svgs, "no inline flow diagram"
     titles: list[str] = []
     for svg in svgs:

@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from nnviz_report.capture import capture_saliency, run_capture
+from nnviz_report.capture import run_capture
 from nnviz_report.errors import CaptureError
 from nnviz_report.graph import extract_graph
+from nnviz_report.saliency_capture import capture_saliency
 from tests.cli_helpers import CPU
 from tests.fixtures.models import InplaceResidual
 

@@ -199,7 +199,7 @@ def test_grad_cam_in_the_section_equals_a_hand_split_reimplementation() -> None:
 def test_saliency_runs_one_gradient_pass_and_one_scoring_pass_equal_to_per_sample_calls() -> None:
     """Both Grad-CAM targets and every deletion score come from batched passes (two forwards in
     all, not two per target plus one per map), and the maps equal per-sample computations."""
-    from nnviz_report.capture import capture_saliency
+    from nnviz_report.saliency_capture import capture_saliency
 
     model = tiny_cnn()
     result, x, y, pixels = capture(model, n=12)

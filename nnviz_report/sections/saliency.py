@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..capture import LayerCapture, SaliencyCapture, capture_saliency
+from ..capture import LayerCapture
 from ..errors import ModelError
 from ..figures.common import image_pixels
 from ..figures.draw import saliency_image
@@ -18,6 +18,7 @@ from ..figures.saliency import KIND_TITLES, display_scaled  # noqa: F401 (KIND_T
 from ..figures.source import encode_pixels, quantise_unit
 from ..hooks import model_session
 from ..report_model import SaliencyMapResult, SaliencySample, SaliencySection
+from ..saliency_capture import SaliencyCapture, capture_saliency
 from ..stats import layout as layouts
 from ..stats.saliency import MaskingScore, grad_cam, input_gradient_map, masking_scores, upsample
 
