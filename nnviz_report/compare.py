@@ -21,7 +21,7 @@ import torch
 
 from .archive_guard import ArchivedReport, read_archived_report
 from .capture import CaptureResult
-from .checks import CheckInputs, run_checks
+from .checks import CheckInputs, match_findings, run_checks
 from .config import ReportSettings
 from .data import SampleSet
 from .errors import CompareError, ConfigError, SchemaError
@@ -280,24 +280,14 @@ def _changed_predictions(base: Performance, head: Performance,
 
 
 def finding_changes(base: Sequence[Finding], head: Sequence[Finding]) -> list[FindingChange]:
-    """Findings matched on (check, layer); repeated keys pair up in order."""
-    remaining: dict[tuple[str, str | None], list[Finding]] = {}
-    for f in base:
-        remaining.setdefault((f.check, f.layer), []).append(f)
-    new, unchanged = [], []
-    for f in head:
-        matches = remaining.get((f.check, f.layer))
-        if matches:
-            b = matches.pop(0)
-            unchanged.append(FindingChange("unchanged", f.check, f.layer, b.severity, f.severity,
-                                           _finite(b.value), _finite(f.value), f.message, f.anchor))
-        else:
-            new.append(FindingChange("new", f.check, f.layer, None, f.severity, None, _finite(f.value),
-                                     f.message, f.anchor))
-    resolved = [
-        FindingChange("resolved", b.check, b.layer, b.severity, None, _finite(b.value), None, b.message, None)
-        for b in base if any(b is r for rs in remaining.values() for r in rs)
-    ]
+    """Findings matched on (check, layer) by checks.match_findings: new, then resolved, then kept."""
+    match = match_findings(base, head)
+    new = [FindingChange("new", f.check, f.layer, None, f.severity, None, _finite(f.value), f.message, f.anchor)
+           for f in match.new]
+    resolved = [FindingChange("resolved", b.check, b.layer, b.severity, None, _finite(b.value), None, b.message, None)
+                for b in match.resolved]
+    unchanged = [FindingChange("unchanged", f.check, f.layer, b.severity, f.severity, _finite(b.value),
+                               _finite(f.value), f.message, f.anchor) for b, f in match.kept]
     return new + resolved + unchanged
 
 

@@ -10,9 +10,9 @@ here too, from the numbers this module computed, so the model that leaves it is 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
+from .checks import match_findings
 from .config import Severity
 from .errors import CompareError, SchemaError, one_line
 from .figures.history import ANNOTATE_CELLS, accuracy_figure, heatmap_figure
@@ -27,7 +27,7 @@ from .history_model import (
     ReleaseSummary,
     SeriesTable,
 )
-from .report_model import Finding, Interval, Report
+from .report_model import Interval, Report
 from .stats.intervals import mcnemar_exact_p, wilson_interval
 from .version import __version__
 from .weight_sketch import TensorSketch, relative_change, sketches_comparable
@@ -121,30 +121,10 @@ def _pair(before: Report, after: Report, label_a: str, label_b: str, p_threshold
     broken = sum(1 for t, x, y in zip(labels, a, b, strict=True) if x == t and y != t)
     p = mcnemar_exact_p(fixed, broken)
     both = _ran(before) & _ran(after)
-    new, resolved = _finding_changes([f for f in before.findings if f.check in both],
-                                     [f for f in after.findings if f.check in both])
+    match = match_findings([f for f in before.findings if f.check in both],
+                           [f for f in after.findings if f.check in both])
     return ReleasePair(label_a, label_b, (fixed - broken) / len(labels) if labels else 0.0, fixed, broken, p,
-                       p < p_threshold, new, resolved)
-
-
-def _finding_changes(before: Sequence[Finding], after: Sequence[Finding]) -> tuple[tuple[Finding, ...],
-                                                                                   tuple[Finding, ...]]:
-    """Findings matched on (check, layer), repeated keys pairing up in order: (new, resolved)."""
-    left = Counter((f.check, f.layer) for f in before)
-    new = []
-    for f in after:
-        if left[(f.check, f.layer)] > 0:
-            left[(f.check, f.layer)] -= 1
-        else:
-            new.append(f)
-    right = Counter((f.check, f.layer) for f in after)
-    resolved = []
-    for f in before:
-        if right[(f.check, f.layer)] > 0:
-            right[(f.check, f.layer)] -= 1
-        else:
-            resolved.append(f)
-    return tuple(new), tuple(resolved)
+                       p < p_threshold, match.new, match.resolved)
 
 
 def _regressions(pair: ReleasePair, p_threshold: float) -> tuple[Regression, ...]:

@@ -268,3 +268,19 @@ def test_the_damaged_example_fails_and_warns(cifar10_jpg: Path, tmp_path: Path,
     statuses = {c.id: c.status for c in stats.verdict.checks}
     assert statuses["exploding-gradient"] == "warn" and statuses["gradient-spread"] == "warn"
     assert next(f.layer for f in stats.findings if f.check == "exploding-gradient") == "fc3"
+
+
+def test_findings_match_on_check_and_place_pairing_repeats_in_order() -> None:
+    from nnviz_report.checks import match_findings
+    from nnviz_report.report_model import Finding
+
+    def finding(check: str, layer: str | None, value: float) -> Finding:
+        return Finding(check, "warn", layer, value, "t", "m", None)
+
+    earlier = [finding("dead-channels", "relu1", 1), finding("dead-channels", "relu1", 2),
+               finding("saturation", "tanh", 3), finding("accuracy", None, 4)]
+    later = [finding("dead-channels", "relu1", 5), finding("saturation", "tanh2", 6), finding("accuracy", None, 7)]
+    match = match_findings(earlier, later)
+    assert [(a.value, b.value) for a, b in match.kept] == [(1, 5), (4, 7)]
+    assert [f.value for f in match.new] == [6]  # another place is another finding
+    assert [f.value for f in match.resolved] == [2, 3]  # the second dead-channel finding has no partner left

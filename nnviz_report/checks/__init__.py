@@ -71,3 +71,29 @@ def verdict_of(checks: tuple[CheckResult, ...], findings: Sequence[Finding]) -> 
 def severity_at(findings: Sequence[Finding], *places: str) -> str:
     """The worst severity of the findings about any of ``places`` (see ``Finding.layer``); "pass" when none."""
     return Severity.worst(f.severity for f in findings if f.layer is not None and f.layer in places).value
+
+
+@dataclasses.dataclass(frozen=True)
+class FindingMatch:
+    """Two lists of findings (an earlier and a later run) matched on (check, layer)."""
+
+    kept: tuple[tuple[Finding, Finding], ...]  # (earlier, later) pairs about the same check and place
+    new: tuple[Finding, ...]  # later findings with no earlier one left to pair with
+    resolved: tuple[Finding, ...]  # earlier findings with no later one left to pair with
+
+
+def match_findings(earlier: Sequence[Finding], later: Sequence[Finding]) -> FindingMatch:
+    """The one matching compare and history share: findings about the same check and place pair
+    up in order, so two dead-channel findings on a layer against one leave one resolved."""
+    waiting: dict[tuple[str, str | None], list[Finding]] = {}
+    for f in earlier:
+        waiting.setdefault((f.check, f.layer), []).append(f)
+    kept, new = [], []
+    for f in later:
+        matches = waiting.get((f.check, f.layer))
+        if matches:
+            kept.append((matches.pop(0), f))
+        else:
+            new.append(f)
+    left = {id(f) for fs in waiting.values() for f in fs}
+    return FindingMatch(tuple(kept), tuple(new), tuple(f for f in earlier if id(f) in left))
