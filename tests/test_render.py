@@ -310,3 +310,13 @@ def rectangular_kernels():  # noqa: ANN201 (torch is imported only where a test 
     from torch import nn
 
     return nn.Sequential(nn.Conv2d(3, 4, (3, 5)), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+
+
+def test_the_violin_caption_states_the_rounding_report_json_keeps() -> None:
+    from nnviz_report.render.html import fmt_int
+
+    html = (ROOT / "example_reports" / "lenet" / "report.html").read_text(encoding="utf-8")
+    caption = html[html.index('id="weight-distribution"'):html.index('id="weight-spectra"')]
+    assert f"a grid of {fmt_int(VALUE_LEVELS)} equal steps" in caption
+    assert f"at most 1/{fmt_int(2 * VALUE_LEVELS)} of that range off" in caption
+    assert "non-finite values are left out" in caption

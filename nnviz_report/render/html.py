@@ -19,6 +19,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..errors import ConfigError, OutputError, one_line
+from ..figures.source import VALUE_LEVELS
 from ..report_model import Figure, Report
 
 CONTENT_SECURITY_POLICY = (
@@ -60,6 +61,8 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
     )
     env.filters.update(num=fmt_number, pct=fmt_percent, int=fmt_int, shape=fmt_shape, figure=embed_figure,
                        short=fmt_short_hash, ranges=fmt_ranges, delta=fmt_delta)
+    # What a caption must say about how report.json keeps a figure's values (the violins' rounding).
+    env.globals["value_levels"] = VALUE_LEVELS
     return env
 
 
