@@ -39,10 +39,19 @@ CKA_NOTE = ("CKA between releases needs each release's activations on the sample
 
 
 def check_same_sample(reports: Sequence[Report], sources: Sequence[str]) -> None:
-    """Every release must be measured on the same fixed sample: otherwise accuracy, McNemar and
-    per-class numbers would compare different images."""
+    """Every release must be of one model family and measured on the same fixed sample: otherwise
+    accuracy, McNemar and per-class numbers would compare different images, and per-layer rows
+    different layers."""
     first = reports[0].sample
+    family = reports[0].model.class_name
     for report, source in zip(reports[1:], sources[1:], strict=True):
+        # One model family: releases of one architecture class (resnet20 and resnet56 are both
+        # CifarResNet); another class has other layers, so its drift, α and dead-unit rows would not line up.
+        if report.model.class_name != family:
+            raise CompareError(
+                f"{one_line(source)} is a {one_line(report.model.class_name, 60)} ({one_line(report.model.spec, 60)}), "
+                f"but {one_line(sources[0])} is a {one_line(family, 60)} ({one_line(reports[0].model.spec, 60)}); "
+                "a history follows one model family: give it the releases of one architecture")
         s = report.sample
         if s.fingerprint != first.fingerprint:
             raise CompareError(

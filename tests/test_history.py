@@ -255,6 +255,19 @@ def test_mismatched_samples_are_refused_in_one_line(archives: list[Path], tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+
+def test_releases_of_another_model_family_are_refused_in_one_line(archives: list[Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    record = json.loads(archives[1].read_text(encoding="utf-8"))
+    record["model"]["class_name"], record["model"]["spec"] = "CifarResNet", "resnet20"
+    other = tmp_path / "other" / "report.json"
+    other.parent.mkdir()
+    other.write_text(json.dumps(record), encoding="utf-8")
+    assert main(["history", "-q", str(archives[0]), str(other), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a CifarResNet (resnet20)" in err and "one model family" in err
+    assert not (tmp_path / "out").exists()
+
 def damaged(archive: Path, tmp_path: Path, name: str, edit) -> Path:  # noqa: ANN001
     record = json.loads(archive.read_text(encoding="utf-8"))
     edit(record)
