@@ -136,13 +136,23 @@ def _upgrade_1_0(record: dict[str, Any]) -> dict[str, Any]:
 
 def _check_values(archived: ArchivedReport, what: str) -> None:
     """What a type cannot say: class numbers in range, severities on the one scale."""
-    for name, values in (("predictions", archived.performance.predictions), ("labels", archived.performance.labels)):
-        for i, value in enumerate(values):
-            if not 0 <= value < NUM_CLASSES:
-                raise SchemaError(f"{what}: performance.{name}[{i}] is {value}, not a class number from 0 to "
-                                  f"{NUM_CLASSES - 1}; the file is damaged")
-    known = [s.value for s in Severity]
+    check_class_numbers(archived.performance, NUM_CLASSES, what)
     for i, finding in enumerate(archived.findings):
-        if finding.severity not in known:
-            raise SchemaError(f"{what}: findings[{i}].severity is {one_line(repr(finding.severity), 40)}, not one "
-                              f"of {', '.join(known)}; the file is damaged")
+        check_status(finding.severity, f"findings[{i}].severity", what)
+
+
+def check_class_numbers(performance: Performance, classes: int, what: str) -> None:
+    """Every recorded prediction and label is a class number below ``classes``."""
+    for name, values in (("predictions", performance.predictions), ("labels", performance.labels)):
+        for i, value in enumerate(values):
+            if not 0 <= value < classes:
+                raise SchemaError(f"{what}: performance.{name}[{i}] is {value}, not a class number from 0 to "
+                                  f"{classes - 1}; the file is damaged")
+
+
+def check_status(value: str, where: str, what: str, *, off: bool = False) -> None:
+    """``value`` is a severity of the one scale (or "off", for a check that did not run, when ``off``)."""
+    known = [s.value for s in Severity] + (["off"] if off else [])
+    if value not in known:
+        raise SchemaError(f"{what}: {where} is {one_line(repr(value), 40)}, not one of {', '.join(known)}; "
+                          "the file is damaged")

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import interrupts
-from .archive_guard import load_json
+from .archive_guard import check_class_numbers, check_status, load_json
 from .checks import load_thresholds
-from .config import OutputFormat, Severity
+from .config import OutputFormat
 from .errors import CompareError, ConfigError, SchemaError, one_line
 from .history import build_history, gate_causes
 from .history_model import History
@@ -35,7 +35,6 @@ FILE_NAMES = {
 }
 # resnet20's report.json is under 0.4 MB; a file this large is not one, and is not read whole.
 MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
-STATUSES = frozenset(s.value for s in Severity)
 # Every readable schema but 1.0, which has no checklist (verdict) to follow across releases. Fields a
 # later schema adds are read as absent (their defaults) from older archives.
 HISTORY_SCHEMA_VERSIONS = tuple(v for v in READABLE_SCHEMA_VERSIONS if v != "1.0")
@@ -83,21 +82,15 @@ def _validate(report: Report, what: str) -> None:
     if len(perf.labels) != report.sample.count or len(perf.predictions) != report.sample.count:
         raise SchemaError(f"{what}: performance has {len(perf.labels)} labels and {len(perf.predictions)} "
                           f"predictions for a sample of {report.sample.count}; the file is damaged")
-    for field, values in (("labels", perf.labels), ("predictions", perf.predictions)):
-        bad = next((i for i, v in enumerate(values) if not 0 <= v < classes), None)
-        if bad is not None:
-            raise SchemaError(f"{what}: performance.{field}[{bad}] is {values[bad]}, not a class number from 0 "
-                              f"to {classes - 1}; the file is damaged")
+    check_class_numbers(perf, classes, what)
     if len(perf.per_class_accuracy) != classes:
         raise SchemaError(f"{what}: performance.per_class_accuracy has {len(perf.per_class_accuracy)} values "
                           f"for {classes} classes; the file is damaged")
-    statuses = [("verdict.status", report.verdict.status)]
-    statuses += [(f"verdict.checks[{i}].status", c.status) for i, c in enumerate(report.verdict.checks)]
-    statuses += [(f"findings[{i}].severity", f.severity) for i, f in enumerate(report.findings)]
-    for where, value in statuses:
-        if value not in STATUSES and not (value == "off" and where.endswith("].status")):
-            raise SchemaError(f"{what}: {where} is {one_line(repr(value), 30)}, not one of "
-                              f"{', '.join(sorted(STATUSES))}; the file is damaged")
+    check_status(report.verdict.status, "verdict.status", what)
+    for i, check in enumerate(report.verdict.checks):
+        check_status(check.status, f"verdict.checks[{i}].status", what, off=True)
+    for i, finding in enumerate(report.findings):
+        check_status(finding.severity, f"findings[{i}].severity", what)
 
 
 def release_labels(archives: Sequence[Path], labels: str | None) -> list[str]:
