@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from .config import OutputFormat
 from .errors import CompareError, ConfigError, SchemaError, one_line
 from .history import build_history, gate_causes
 from .history_model import History
-from .output import _write, prepare_output_dir, publish, staging_dir
+from .output import _write, note_stale_reports, prepare_output_dir, publish, staging_dir
 from .progress import Progress
 from .report_json import from_jsonable
 from .report_model import READABLE_SCHEMA_VERSIONS, Report
@@ -166,11 +165,7 @@ def write_history(history: History, out_dir: Path, formats: Sequence[OutputForma
                 data = _utf8(render_history_markdown(history, template_dir=template_dir)).encode("utf-8")
             _write(staging / FILE_NAMES[fmt], data)
         publish(staging, out_dir, [FILE_NAMES[f] for f in formats])
-    stale = [name for fmt, name in FILE_NAMES.items() if fmt not in formats and (out_dir / name).exists()]
-    if stale:
-        print(f"nnviz-report: note: {', '.join(stale)} in {one_line(out_dir)} "
-              f"{'is' if len(stale) == 1 else 'are'} left from an earlier run, not from this one; "
-              "delete them or add their formats to --format", file=sys.stderr)
+    note_stale_reports(out_dir, [FILE_NAMES[f] for f in formats], FILE_NAMES.values())
     return {fmt.value: out_dir / FILE_NAMES[fmt] for fmt in formats}
 
 

@@ -285,9 +285,10 @@ def _roll_back(out_dir: Path, previous: Path, placed: list[str], replaced: list[
             os.replace(previous / name, out_dir / name)
 
 
-def note_stale_reports(out_dir: Path, written: list[str]) -> list[str]:
-    """Name, in one line on stderr, the report files in ``out_dir`` that this run did not write."""
-    stale = [name for name in FILE_NAMES.values() if name not in written and (out_dir / name).exists()]
+def note_stale_reports(out_dir: Path, written: list[str], names: Iterable[str] = FILE_NAMES.values()) -> list[str]:
+    """Name, in one line on stderr, the files of ``names`` (a report's, or a history's) in
+    ``out_dir`` that this run did not write."""
+    stale = [name for name in names if name not in written and (out_dir / name).exists()]
     if stale:
         print(
             f"nnviz-report: note: {', '.join(stale)} in {one_line(out_dir)} "
