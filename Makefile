@@ -79,8 +79,11 @@ test: $(BIN)/nnviz-report system-deps
 examples: $(BIN)/nnviz-report system-deps
 	$(BIN)/python scripts/make_examples.py --screenshots
 
+# graphviz's dot lays out torchview's diagram, the peer of the flow diagram's timing.
 bench: $(BIN)/nnviz-report
 	$(PIP_ENV) $(BIN)/pip install --quiet -e '.[bench]'
+	@command -v dot >/dev/null || $(APT_INSTALL) graphviz \
+	  || echo "make: graphviz's dot is missing: torchview is timed without its layout" >&2
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -307,7 +307,7 @@ def run_capture(
                     showcase_rows.update({p - start: slot for slot, p in enumerate(positions) if start <= p < stop})
                     _forward(model, inputs[start:stop].to(device).requires_grad_(input_grad), ran)
             params = _parameter_summaries(model)
-            first_conv = _first_conv(model)
+            first_conv = first_convolution(model)
     finally:
         moments.release_scratch()  # the reductions' shared buffers do not outlive the capture
     return CaptureResult(
@@ -403,7 +403,9 @@ def _parameter_summaries(model: nn.Module) -> list[ParamCapture]:
     return summaries
 
 
-def _first_conv(model: nn.Module) -> tuple[str, np.ndarray, np.ndarray] | None:
+def first_convolution(model: nn.Module) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """The first convolution over the three colour channels: (name, weight, gradient), the
+    gradient zeros before any backward pass (the weights section asks before the capture)."""
     for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
         if isinstance(module, nn.Conv2d) and isinstance(weight, Tensor) and weight.shape[1] == 3:

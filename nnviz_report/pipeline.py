@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .capture import CaptureResult, choose_showcase, predictions_from_logits, run_capture
+from .background import BackgroundJob
+from .capture import CaptureResult, choose_showcase, first_convolution, predictions_from_logits, run_capture
 from .checks import CheckInputs, Thresholds, load_thresholds, run_checks
 from .config import ReportSettings, Severity
 from .data import SampleSet, load_sample, normalise
@@ -33,8 +34,10 @@ from .probes import assign_cells, run_probes
 from .progress import Progress
 from .report_model import (
     SCHEMA_VERSION,
+    ActivationsSection,
     Environment,
     Finding,
+    GradientsSection,
     LayerStats,
     ModelInfo,
     ParamStats,
@@ -44,6 +47,7 @@ from .report_model import (
     SaliencySection,
     SampleInfo,
     ShowcaseSample,
+    SummarySection,
     Verdict,
     WeightsSection,
 )
@@ -55,7 +59,7 @@ from .sections.robustness import robustness_section
 from .sections.saliency import saliency_section
 from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
-from .sections.weights import weight_tensors, weights_section
+from .sections.weights import weight_tensors, weights_tables, with_weight_figures
 from .version import __version__
 from .weight_sketch import sketch_weights
 
@@ -153,21 +157,28 @@ def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency
     settings, progress, sample = prepared.settings, prepared.progress, prepared.sample
     suffix = f" ({side})" if side else ""
     torch.manual_seed(settings.seed)  # each side starts from the same state, as a plain report run does
-    capture = capture_sample(loaded, sample, settings, prepared.device, progress, label=f"capture{suffix}")
-    robustness = robustness_probe(loaded, sample, settings, prepared.device, progress, capture)
-
-    # Weights, saliency and the probes come before the checks, which judge them too.
-    progress.stage(f"figures{suffix}")
+    # Weights, saliency and the probes come before the checks, which judge them too. The weight
+    # charts need only the weights: a child process draws them while the model runs (background.py;
+    # not beside a CUDA device, whose state a fork must not copy). Anchors are handed out here, in
+    # this process, in the same order as without a child.
+    progress.stage(f"weight statistics{suffix}")
     anchors = Anchors()
-    weights = weights_section(weight_tensors(loaded.module), anchors, capture.first_conv)
-    maps = None
-    positions = list(capture.showcase_positions)
-    if saliency and positions:
-        progress.stage("saliency")
-        maps = saliency_section(
-            loaded.module, normalise(sample.images[positions]), sample.images[positions].numpy(),
-            sample.labels[positions], torch.from_numpy(capture.logits[positions].argmax(axis=1)),
-            positions=positions, layers=capture.layers, gradcam_layer=settings.gradcam_layer, device=prepared.device)
+    weights_tabled = weights_tables(weight_tensors(loaded.module), anchors, first_convolution(loaded.module))
+    with BackgroundJob(lambda: weights_tabled and with_weight_figures(weights_tabled),
+                       fork=weights_tabled is not None and prepared.device.type == "cpu") as weight_charts:
+        capture = capture_sample(loaded, sample, settings, prepared.device, progress, label=f"capture{suffix}")
+        robustness = robustness_probe(loaded, sample, settings, prepared.device, progress, capture)
+        maps = None
+        positions = list(capture.showcase_positions)
+        if saliency and positions:
+            progress.stage("saliency")
+            maps = saliency_section(
+                loaded.module, normalise(sample.images[positions]), sample.images[positions].numpy(),
+                sample.labels[positions], torch.from_numpy(capture.logits[positions].argmax(axis=1)),
+                positions=positions, layers=capture.layers, gradcam_layer=settings.gradcam_layer,
+                device=prepared.device)
+        progress.stage(f"figures{suffix}")  # what is left of drawing the weight charts
+        weights = weight_charts.result()
 
     progress.stage(f"statistics and checks{suffix}")
     stats = statistics(capture, sample, prepared.thresholds, anchors, weights=weights, saliency=maps,
@@ -234,15 +245,29 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
     loaded, capture, anchors = analysis.loaded, analysis.capture, analysis.anchors
     module = loaded.module
     showcase_images = sample.images[list(capture.showcase_positions)].numpy()
-    slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
-    flow = None
-    if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
-        progress.stage("flow diagram")
-        example = normalise(sample.images[:2]).to(next(module.parameters(), torch.empty(0)).device)
-        flow = flow_section(module, example, analysis.layers, analysis.params, anchors,
-                            direction=settings.graph_direction, fold=settings.graph_fold,
-                            group_depth=settings.graph_group_depth)
-    progress.stage("tables")  # the summary, activation and gradient sections, built below
+    thresholds = prepared.thresholds
+
+    def charts() -> tuple[SummarySection, ActivationsSection, GradientsSection]:
+        return (summary_section(analysis.performance, sample.class_names),
+                activations_section(capture.layers, analysis.layers),
+                gradients_section(analysis.params, capture.first_conv, thresholds))  # figures: figures.draw
+
+    # The summary, activation and gradient sections are charts of plain arrays: a child process
+    # draws them while this one builds the slices, the flow diagram and the weight sketches
+    # (background.py; the ones here hand out anchors or run torch).
+    with BackgroundJob(charts, fork=prepared.device.type == "cpu") as drawing:
+        progress.stage("slices")
+        slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
+        flow = None
+        if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
+            progress.stage("flow diagram")
+            example = normalise(sample.images[:2]).to(next(module.parameters(), torch.empty(0)).device)
+            flow = flow_section(module, example, analysis.layers, analysis.params, anchors,
+                                direction=settings.graph_direction, fold=settings.graph_fold,
+                                group_depth=settings.graph_group_depth)
+        progress.stage("tables")  # the summary, activation and gradient sections, and the weight sketches
+        sketches = sketch_weights(module.named_parameters())
+        summary, activations, gradients = drawing.result()
     return Report(
         schema_version=SCHEMA_VERSION,
         title=f"nnviz_report · {settings.model}",
@@ -260,15 +285,15 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
         findings=analysis.findings,
         verdict=analysis.verdict,
         showcase=showcase(sample, capture),
-        summary=summary_section(analysis.performance, sample.class_names),
-        activations=activations_section(capture.layers, analysis.layers),
-        gradients=gradients_section(analysis.params, capture.first_conv, prepared.thresholds),  # figures: figures.draw
+        summary=summary,
+        activations=activations,
+        gradients=gradients,
         weights=analysis.weights,
         slices=slices,
         saliency=analysis.saliency,
         flow=flow,
         robustness=analysis.robustness,
-        weight_sketches=sketch_weights(module.named_parameters()),
+        weight_sketches=sketches,
     )
 
 

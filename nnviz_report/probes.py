@@ -20,7 +20,11 @@ So the probes cost K forward passes over the sample (forward only, under
 of C. The price is a smaller n per cell: each cell's accuracy carries its own n and a Wilson
 interval over that n, and drops are measured against the clean accuracy of the same images.
 Every image still enters the suite's mean. With fewer than C / K images K is raised so that no
-cell is empty; with K ≥ C every image meets every cell (the full design).
+cell is empty; with K ≥ C every image meets every cell (the full design). With more than
+``PROBE_EVALUATIONS`` / K images (350 at K = 3) K is lowered, to 2 and then 1: past about 50 images
+a cell the intervals narrow slowly while the cost grows with every image, and a 1000-image sample
+would otherwise spend three forward passes on the probes (more than the capture's forward and
+backward); at K = 1 a cell still holds N / C images (48 of 1000).
 
 Returns plain logits per cell; every number is computed from them in sections/robustness.py.
 """
@@ -40,6 +44,7 @@ from .data import normalise
 from .hooks import model_session
 
 CELLS_PER_IMAGE = 3
+PROBE_EVALUATIONS = 1050  # 50 images a cell at K = 3: beyond this many, fewer cells per image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +62,12 @@ class ProbeRun:
     logits: np.ndarray  # (len(positions), classes) float32
 
 
-def cells_per_image(count: int, cells: int, wanted: int = CELLS_PER_IMAGE) -> int:
-    """``wanted``, raised so that ``count`` images fill every cell at least once, at most ``cells``."""
+def cells_per_image(count: int, cells: int, wanted: int | None = None) -> int:
+    """``wanted`` (by default ``CELLS_PER_IMAGE``, lowered to 1 at least so that ``count`` images
+    take at most ``PROBE_EVALUATIONS`` evaluations), raised so that the images fill every cell at
+    least once, at most ``cells``."""
+    if wanted is None:
+        wanted = max(1, min(CELLS_PER_IMAGE, PROBE_EVALUATIONS // max(count, 1)))
     if count <= 0:
         return min(wanted, cells)
     return max(1, min(cells, max(wanted, math.ceil(cells / count))))
@@ -77,7 +86,7 @@ def class_interleaved_ranks(labels: Sequence[int]) -> list[int]:
 
 
 def assign_cells(labels: Sequence[int], *, suite: Sequence[Corruption] = SUITE,
-                 severities: Sequence[int] = SEVERITIES, per_image: int = CELLS_PER_IMAGE) -> list[ProbeCell]:
+                 severities: Sequence[int] = SEVERITIES, per_image: int | None = None) -> list[ProbeCell]:
     """The balanced, deterministic design in the module docstring: which rows each cell evaluates."""
     grid = [(corruption, severity) for severity in severities for corruption in suite]
     k = cells_per_image(len(labels), len(grid), per_image)

@@ -15,7 +15,14 @@ from torch import nn
 from nnviz_report.corruptions import BY_NAME, SEVERITIES, SUITE, corrupt_batch, image_rng
 from nnviz_report.data import load_sample, normalise
 from nnviz_report.models import load_model
-from nnviz_report.probes import CELLS_PER_IMAGE, assign_cells, cells_per_image, class_interleaved_ranks, run_probes
+from nnviz_report.probes import (
+    CELLS_PER_IMAGE,
+    PROBE_EVALUATIONS,
+    assign_cells,
+    cells_per_image,
+    class_interleaved_ranks,
+    run_probes,
+)
 from nnviz_report.report_json import from_jsonable
 from nnviz_report.report_model import RobustnessSection, to_jsonable
 from nnviz_report.sections.robustness import robustness_comparison, robustness_section
@@ -153,3 +160,18 @@ def test_compare_pairs_the_rows_both_sides_evaluated() -> None:
     assert (comparison.base_only_right, comparison.head_only_right) == (0, n * CELLS_PER_IMAGE)
     # A base from another sample size pairs nothing rather than the wrong rows.
     assert robustness_comparison(base, head, labels.tolist()[:-1]).pairs == 0
+
+
+def test_large_samples_take_fewer_cells_per_image_within_the_budget() -> None:
+    """Past PROBE_EVALUATIONS / 3 images an image meets fewer cells: the probes stay near one
+    forward pass over the sample while every cell still grows with it."""
+    assert [cells_per_image(n, CELLS) for n in (100, 350, 351, 525, 526, 1000, 5000)] == [3, 3, 2, 2, 1, 1, 1]
+    assert PROBE_EVALUATIONS == 1050
+    labels = [i % 10 for i in range(1000)]
+    cells = assign_cells(labels)
+    sizes = [len(c.positions) for c in cells]
+    assert sum(sizes) == 1000 and (min(sizes), max(sizes)) == (47, 48)
+    # every image in exactly one cell, every cell from every class
+    rows = sorted(r for c in cells for r in c.positions)
+    assert rows == list(range(1000))
+    assert all({labels[r] for r in c.positions} == set(range(10)) for c in cells)

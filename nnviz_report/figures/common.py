@@ -165,6 +165,35 @@ def svg_figure(fig: MplFigure, name: str, alt: str, *, width: int | None = None)
     return Figure(name, "image/svg+xml", text.encode("utf-8"), alt, width)
 
 
+def matrix_cells(ax: Axes, matrix: np.ndarray, *, cmap: str, vmin: float, vmax: float, colour_label: str,
+                 shrink: float = 1.0, annotate: str | None = None, annotate_pt: float = 7.0,
+                 cell_lines: bool = False) -> Any:
+    """Cell (i, j) of ``matrix`` as the square from (j, i) to (j + 1, i + 1), row 0 at the top, with a
+    colour bar: the geometry of seaborn's heatmap, drawn by matplotlib alone, so that a report does
+    not import seaborn (with pandas and scipy.stats, about a second) for its two heatmaps.
+    ``annotate``: the format of the value written in each cell, dark on light cells, white on dark
+    ones (by the cell colour's relative luminance, as seaborn chooses). Returns the cells' mesh."""
+    rows, columns = matrix.shape
+    mesh = ax.pcolormesh(matrix, cmap=cmap, vmin=vmin, vmax=vmax, edgecolors="white" if cell_lines else "face",
+                         linewidth=0.5 if cell_lines else 0.0)
+    ax.set_xlim(0, columns)
+    ax.set_ylim(rows, 0)
+    ax.set_aspect("equal")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if annotate is not None:
+        rgb = np.asarray(mesh.cmap(mesh.norm(np.asarray(matrix, dtype=float))))[..., :3]
+        linear = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        luminance = linear @ np.array([0.2126, 0.7152, 0.0722])
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j + 0.5, i + 0.5, format(value, annotate), ha="center", va="center", fontsize=annotate_pt,
+                    color="#262626" if luminance[i, j] > 0.408 else "#ffffff")
+    bar = ax.figure.colorbar(mesh, ax=ax, shrink=shrink)
+    bar.set_label(colour_label)
+    bar.outline.set_linewidth(0)
+    return mesh
+
+
 def drawable_names(names: list[str]) -> list[str]:
     """Names as FreeType can draw them: a lone surrogate (a non-UTF-8 byte in a module name, as
     Python decodes it) written out as ``\\udcff``, as every other output writes it."""

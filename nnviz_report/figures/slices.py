@@ -19,6 +19,7 @@ from .common import (
     depth_axis,
     depth_labels,
     drawable_names,
+    matrix_cells,
     new_figure,
     ordinal,
     png_figure,
@@ -96,14 +97,11 @@ def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
     n = len(names)
     side = max(2.6, min(4.0, 0.14 * n + 1.0))  # the cells; labels and colour bar take 2.2 in beside, 1.3 in below
     step, positions, labels = depth_labels(names, side)
-    import seaborn as sns  # lazily: it imports pandas and scipy.stats (over a second)
-
     with style():
         fig = new_figure(side + 2.2, side + 1.3)
         ax = fig.add_subplot()
-        sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=True, xticklabels=False,
-                    yticklabels=False, cbar_kws={"label": "linear CKA", "shrink": 0.7},
-                    annot=n <= 8, fmt=".2f", annot_kws={"fontsize": DEPTH_LABEL_PT})
+        cells = matrix_cells(ax, matrix, cmap="viridis", vmin=0.0, vmax=1.0, colour_label="linear CKA", shrink=0.7,
+                             annotate=".2f" if n <= 8 else None, annotate_pt=DEPTH_LABEL_PT)
         ticks = np.array(positions) + 0.5
         ax.set_xticks(ticks, labels, rotation=90, fontsize=DEPTH_LABEL_PT)
         ax.set_yticks(ticks, labels, rotation=0, fontsize=DEPTH_LABEL_PT)
@@ -112,7 +110,7 @@ def cka_figure(names: list[str], matrix: np.ndarray) -> Figure:
         ax.grid(False)
         # One vector path per cell made this figure 0.35 MB for resnet20's 64 layers; as one embedded
         # image the cells cost a few KB, while labels and colour bar stay text and vector.
-        ax.collections[0].set_rasterized(True)
+        cells.set_rasterized(True)
         return svg_figure(fig, "cka", "Linear CKA between every pair of layers; bright is similar")
 
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..report_model import Figure
-from .common import CATEGORICAL, new_figure, style, svg_figure
+from .common import CATEGORICAL, matrix_cells, new_figure, style, svg_figure
 
 
 def confusion_figure(confusion: np.ndarray, class_names: tuple[str, ...]) -> Figure:
-    import seaborn as sns  # lazily: it imports pandas and scipy.stats (over a second)
-
     with style():
         fig = new_figure(5.6, 4.6)
         ax = fig.add_subplot()
-        sns.heatmap(confusion, ax=ax, annot=True, fmt="d", cmap="cividis", cbar=True, square=True,
-                    xticklabels=class_names, yticklabels=class_names, annot_kws={"fontsize": 7},
-                    linewidths=0.5, linecolor="white", cbar_kws={"label": "images"})
+        matrix_cells(ax, confusion, cmap="cividis", vmin=float(confusion.min()), vmax=float(confusion.max()),
+                     colour_label="images", annotate="d", cell_lines=True)
+        centres = np.arange(len(class_names)) + 0.5
+        ax.set_xticks(centres, class_names)
+        ax.set_yticks(centres, class_names)
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
         ax.tick_params(axis="x", rotation=45)

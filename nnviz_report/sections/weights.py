@@ -73,6 +73,15 @@ def weight_rows(tensors: Sequence[WeightTensor], anchors: Anchors) -> list[Weigh
 
 def weights_section(tensors: Sequence[WeightTensor], anchors: Anchors,
                     first_conv: tuple[str, np.ndarray, np.ndarray] | None) -> WeightsSection | None:
+    section = weights_tables(tensors, anchors, first_conv)
+    return with_weight_figures(section) if section is not None else None
+
+
+def weights_tables(tensors: Sequence[WeightTensor], anchors: Anchors,
+                   first_conv: tuple[str, np.ndarray, np.ndarray] | None) -> WeightsSection | None:
+    """The section with its numbers, packed values and first-layer mosaic, but its two charts
+    not drawn yet: they are the slow part, drawn by :func:`with_weight_figures` (the pipeline
+    does that in a child process while the capture runs, see background.py)."""
     rows = weight_rows(tensors, anchors)
     if not rows:
         return None
@@ -86,7 +95,7 @@ def weights_section(tensors: Sequence[WeightTensor], anchors: Anchors,
         tiles = filter_tiles(weight)
         first_layer = weight_mosaic(tiles, first_name)
         tiles_source = encode_pixels(tiles.reshape(-1, tiles.shape[2], 3))
-    section = WeightsSection(
+    return WeightsSection(
         rows=tuple(rows),
         skipped=tuple(t.name for t in tensors if t.values.ndim < 2),
         values_per_layer=VALUES_PER_LAYER,
@@ -98,6 +107,11 @@ def weights_section(tensors: Sequence[WeightTensor], anchors: Anchors,
         distribution_values=packed,
         first_layer_tiles=tiles_source,
     )
-    # The violins are drawn from the packed values, exactly as render draws them from report.json.
-    distribution, depth = weight_figures(section, [packed_values(p, "weights") for p in packed])
+
+
+def with_weight_figures(section: WeightsSection) -> WeightsSection:
+    """The section with its violins and spectra-across-depth charts drawn. The violins are drawn
+    from the packed values, exactly as render draws them from report.json."""
+    values = [packed_values(p, "weights") for p in section.distribution_values]
+    distribution, depth = weight_figures(section, values)
     return dataclasses.replace(section, distribution=distribution, depth=depth)
