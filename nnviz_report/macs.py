@@ -16,11 +16,30 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
+
+
+def _skip_compiler_import() -> None:
+    """torch wraps the handler of every dispatch mode (FlopCounterMode's is ``_FlopCounterMode``'s)
+    so that torch.compile leaves it alone, and the wrapper imports torch._dynamo on its first call:
+    about a second, the largest cost of a built-in model's flow diagram, for a compiler nothing here
+    uses. The wrapper caches what to call in the handler's ``__dynamo_disable``; naming the handler
+    itself there, before that first call, skips the import. Only while torch._dynamo is not loaded
+    (once it is, the import costs nothing); where torch's internals differ, nothing changes."""
+    if "torch._dynamo" in sys.modules:
+        return
+    mode = getattr(flop_counter, "_FlopCounterMode", None)
+    wrapper = mode.__dict__.get("__torch_dispatch__") if mode is not None else None
+    handler = getattr(wrapper, "__wrapped__", None)
+    if callable(handler) and not hasattr(handler, "__dynamo_disable"):
+        handler.__dynamo_disable = handler  # type: ignore[attr-defined]
+
 
 COUNTED = ("every convolution, matrix product (linear layers, attention's QKᵀ and AV, matmul/bmm in a model's own "
            "code) and scaled-dot-product attention, as dispatched to PyTorch's kernels (FLOPs ÷ 2); bias "
@@ -51,6 +70,7 @@ def count_macs(model: nn.Module, example_input: torch.Tensor) -> MacsCount:
     Gradients stay enabled: under ``no_grad`` ``nn.MultiheadAttention`` takes a fused fast path
     (``_native_multi_head_attention``) that the counter cannot see, and attention would count 0.
     """
+    _skip_compiler_import()
     counter = FlopCounterMode(display=False)
     with torch.enable_grad(), counter:
         model(example_input[:1])

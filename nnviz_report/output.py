@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import interrupts
+from .background import BackgroundJob
 from .config import OutputFormat
 from .errors import OutputError, one_line
 
@@ -188,37 +189,40 @@ def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progr
     from .report_json import as_recorded
 
     return write_report_files(as_recorded(report), settings.formats, out_dir, progress,
-                              template_dir=settings.template_dir)
+                              template_dir=settings.template_dir, child=settings.device.startswith("cpu"))
 
 
 def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_dir: Path, progress: Progress, *,
-                       template_dir: Path | None, source: Path | None = None) -> dict[str, Path]:
+                       template_dir: Path | None, source: Path | None = None, child: bool = True) -> dict[str, Path]:
     """Every format of ``report`` staged, then published together (report, compare and render).
-    ``source``: the report.json render read, which is not a stale file of an earlier run."""
+    ``source``: the report.json render read, which is not a stale file of an earlier run.
+    ``child``: whether the PDF may be rendered in a child process (background.py) while this one
+    renders the other files; not when a CUDA device is in use, whose state a fork must not copy."""
     from .render.html import render_html
     from .render.json_record import render_json
     from .render.markdown import render_markdown
 
     if out_dir.is_dir():
         _check_targets(out_dir, formats)
-    with staging_dir(out_dir) as staging:
+    rendered: list[str] = []  # the HTML, once this process has it
+
+    def pdf() -> bytes:
+        from .render.pdf import render_pdf
+
+        # A child renders its own copy of the HTML (it starts before this process has one); done
+        # here instead, the PDF uses the HTML already rendered.
+        return render_pdf(rendered[0] if rendered else _utf8(render_html(report, template_dir=template_dir)))
+
+    with staging_dir(out_dir) as staging, BackgroundJob(pdf, fork=child and OutputFormat.PDF in formats) as pdf_job:
         names: list[str] = []
-        html = None
         if OutputFormat.HTML in formats or OutputFormat.PDF in formats:
             progress.stage("rendering HTML")
-            html = _utf8(render_html(report, template_dir=template_dir))
+            rendered.append(_utf8(render_html(report, template_dir=template_dir)))
         for fmt in formats:
             if fmt is OutputFormat.HTML:
-                assert html is not None
-                data = html.encode("utf-8")
+                data = rendered[0].encode("utf-8")
             elif fmt is OutputFormat.PDF:
-                from .render.pdf import render_pdf
-
-                progress.stage("rendering PDF")
-                assert html is not None
-                data = render_pdf(html)
-                # WeasyPrint swallows a KeyboardInterrupt raised while it draws an SVG figure.
-                interrupts.check()
+                continue  # written last: its child (when there is one) runs while the others are rendered
             elif fmt is OutputFormat.JSON:
                 progress.stage("rendering JSON")
                 data = _utf8(render_json(report)).encode("utf-8")
@@ -227,6 +231,13 @@ def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_di
                 data = _utf8(render_markdown(report, template_dir=template_dir)).encode("utf-8")
             _write(staging / FILE_NAMES[fmt], data)
             names.append(FILE_NAMES[fmt])
+        if OutputFormat.PDF in formats:
+            progress.stage("rendering PDF")
+            data = pdf_job.result()
+            # WeasyPrint swallows a KeyboardInterrupt raised while it draws an SVG figure.
+            interrupts.check()
+            _write(staging / FILE_NAMES[OutputFormat.PDF], data)
+            names.append(FILE_NAMES[OutputFormat.PDF])
         publish(staging, out_dir, names)
     beside = source is not None and source.parent.resolve() == out_dir.resolve()
     note_stale_reports(out_dir, names + ([source.name] if source is not None and beside else []))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nnviz_report import background, pipeline
+from nnviz_report import background, output, pipeline
 from nnviz_report.background import BackgroundJob
 from nnviz_report.config import OutputFormat
 from nnviz_report.pipeline import generate_report
@@ -112,17 +112,18 @@ def test_a_report_is_the_same_with_and_without_children(forking: None, image_fol
             jobs.append(self)
 
     monkeypatch.setattr(pipeline, "BackgroundJob", Recorded)
-    formats = (OutputFormat.HTML, OutputFormat.JSON, OutputFormat.MARKDOWN)
+    monkeypatch.setattr(output, "BackgroundJob", Recorded)
+    formats = (OutputFormat.HTML, OutputFormat.PDF, OutputFormat.JSON, OutputFormat.MARKDOWN)
     options = dict(model="tests.fixtures.models:tiny_cnn", data=str(image_folder), per_class=2, formats=formats,
                    progress=False)
     forked = generate_report(out_dir=tmp_path / "forked", **options)
-    assert len(jobs) == 2 and all(job.ran_in_child for job in jobs)  # the weight charts, the other charts
+    assert len(jobs) == 3 and all(job.ran_in_child for job in jobs)  # the weight charts, the other charts, the PDF
 
     jobs.clear()
     monkeypatch.setenv("NNVIZ_REPORT_SERIAL", "1")
     monkeypatch.setattr(background, "forking_pays", lambda: False)
     serial = generate_report(out_dir=tmp_path / "serial", **options)
-    assert len(jobs) == 2 and not any(job.ran_in_child for job in jobs)
+    assert len(jobs) == 3 and not any(job.ran_in_child for job in jobs)
 
     for kind, path in forked.paths.items():
         assert path.read_bytes() == serial.paths[kind].read_bytes(), kind

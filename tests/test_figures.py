@@ -142,3 +142,34 @@ def test_svg_takes_the_page_colours() -> None:
         text = svg_figure(fig, "f", "alt").data.decode()
     assert "prefers-color-scheme: dark" in text and "currentColor" in text
     assert "#1d232b" not in text and "#ffffff" not in text.lower()
+
+
+def test_markers_only_where_a_line_does_not_reach_on_deep_charts() -> None:
+    """Past MARKED_POINTS points a marker per point only thickens the line and costs the PDF one
+    drawn element each: then only isolated points (between missing ones) keep theirs."""
+    from nnviz_report.figures.common import MARKED_POINTS, isolated_points
+
+    assert isolated_points([1.0, 2.0, float("nan")]) is None  # few points: every marker
+    deep = np.arange(MARKED_POINTS + 10, dtype=float)
+    deep[[5, 7, 8, 20]] = np.nan  # 6 is alone between two gaps; 19 and 21 are line ends
+    assert np.flatnonzero(isolated_points(deep)).tolist() == [6]
+
+
+def test_deep_depth_charts_draw_no_element_per_point_and_rasterise_their_violins() -> None:
+    from nnviz_report.figures.gradients import gradient_flow_figure
+    from nnviz_report.figures.weights import weight_distribution_figure
+
+    def uses(n: int) -> int:
+        names = [f"layer{i}.weight" for i in range(n)]
+        values = [1e-3 * (1 + i % 7) for i in range(n)]
+        figure = gradient_flow_figure(names, values, values, values, low=1e-5, high=1e-1)
+        return figure.data.count(b"<use ")
+
+    assert uses(20) >= 3 * 20  # three marked lines, and a tick per layer
+    assert uses(200) < 150  # no markers, no minor tick per layer: the ~40 labelled ticks, y ticks, legend (was 880)
+
+    rng = np.random.default_rng(0)
+    for n, raster in ((20, False), (80, True)):
+        figure = weight_distribution_figure([f"w{i}" for i in range(n)], [rng.normal(size=300) for _ in range(n)])
+        assert (b"<image" in figure.data) is raster
+        assert figure.data.count(b"<text") > 5  # labels stay text either way

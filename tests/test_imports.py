@@ -44,3 +44,21 @@ def test_console_script_exit_keeps_code_streams_and_atexit(tmp_path: Path) -> No
     assert result.stderr.count("nnviz-report: error:") == 1, result.stderr
     assert "not reached" not in result.stdout
     assert marker.read_text() == "ran"
+
+
+def test_a_report_on_a_built_in_model_loads_neither_the_compiler_nor_seaborn(image_folder: Path,
+                                                                            tmp_path: Path) -> None:
+    """torch._dynamo (over a second) was imported by the flow diagram's multiply-add counter (torch
+    wraps every dispatch mode for the compiler); seaborn, with pandas and scipy (about a second), by
+    the two heatmaps. The weight violins, the only seaborn figure left, are drawn in a child process
+    (forced here, as on any machine with two cores), so the report's own process needs neither."""
+    code = ("import sys; import nnviz_report.background as background; "
+            "background.forking_pays = lambda: True; "
+            "from nnviz_report.pipeline import generate_report; "
+            "from nnviz_report.config import OutputFormat; "
+            f"generate_report(model='lenet', data={str(image_folder)!r}, per_class=2, out_dir={str(tmp_path / 'o')!r}, "
+            "formats=(OutputFormat.HTML, OutputFormat.JSON), progress=False); "
+            "loaded = [m for m in ('torch._dynamo', 'seaborn', 'pandas') if m in sys.modules]; "
+            "assert not loaded, loaded")
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
