@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 def forking_pays() -> bool:
@@ -51,9 +52,15 @@ class BackgroundJob(Generic[T]):
         self._work = work
         self._pid: int | None = None
         self._reader: int | None = None
+        self._input: int | None = None  # WarmJob: where its argument goes
         self.ran_in_child = False  # for the tests and the benchmark: where the result came from
         if fork and forking_pays():
             self._fork()
+
+    @property
+    def forked(self) -> bool:
+        """Whether a child is running this job (and not yet collected)."""
+        return self._pid is not None
 
     def __enter__(self) -> BackgroundJob[T]:
         return self
@@ -63,6 +70,7 @@ class BackgroundJob(Generic[T]):
 
     def _fork(self) -> None:
         reader, writer = os.pipe()
+        inputs = os.pipe() if self._takes_input else None
         with warnings.catch_warnings():
             # Python 3.12+ warns about forking a process with threads (torch's pool, the progress
             # line): the child here touches neither, see the module's docstring.
@@ -72,6 +80,8 @@ class BackgroundJob(Generic[T]):
             status = 1
             try:
                 os.close(reader)
+                if inputs is not None:
+                    os.close(inputs[1])
                 # An interrupt is the parent's to handle; the child just ends (the parent stops it).
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -83,7 +93,7 @@ class BackgroundJob(Generic[T]):
                     # A torch operation the work did run after all then stays on this thread:
                     # an OpenMP team of the parent's would not exist here.
                     torch.set_num_threads(1)
-                payload = pickle.dumps(self._work(), protocol=pickle.HIGHEST_PROTOCOL)
+                payload = pickle.dumps(self._in_child(inputs[0] if inputs else None), protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(writer, "wb") as out:
                     out.write(payload)
                 status = 0
@@ -91,7 +101,15 @@ class BackgroundJob(Generic[T]):
                 # No atexit handlers, no flushing of the parent's buffered output: that is the parent's.
                 os._exit(status)
         os.close(writer)
+        if inputs is not None:
+            os.close(inputs[0])
+            self._input = inputs[1]
         self._pid, self._reader = pid, reader
+
+    _takes_input = False
+
+    def _in_child(self, _input: int | None) -> T:
+        return self._work()
 
     def result(self) -> T:
         if self._pid is not None:
@@ -120,12 +138,47 @@ class BackgroundJob(Generic[T]):
 
     def cancel(self) -> None:
         """Stop a child whose result was not collected, and reap it."""
-        if self._reader is not None:
-            os.close(self._reader)
-            self._reader = None
+        for fd in (self._reader, self._input):
+            if fd is not None:
+                os.close(fd)
+        self._reader = self._input = None
         if self._pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self._pid, 0)
             self._pid = None
+
+
+class WarmJob(BackgroundJob[T], Generic[A, T]):
+    """``work(argument)`` in a child forked long before the argument exists: the child runs
+    ``warm_up()`` at once (imports, say), then waits for the argument that ``result(argument)``
+    ``send(argument)`` hands it. The PDF renderer starts this way while the model loads, so that importing WeasyPrint
+    (half a second) is off the report's critical path. ``result()`` after ``send``; it falls back
+    like BackgroundJob's, doing the work here when the child cannot deliver."""
+
+    _takes_input = True
+
+    def __init__(self, work: Callable[[A], T], *, warm_up: Callable[[], object], fork: bool = True) -> None:
+        self._work_on = work
+        self._warm_up = warm_up
+        self._argument: A | None = None
+        super().__init__(lambda: work(self._argument), fork=fork)  # type: ignore[arg-type]
+
+    def _in_child(self, argument_fd: int | None) -> T:
+        self._warm_up()
+        assert argument_fd is not None
+        with os.fdopen(argument_fd, "rb") as stream:
+            argument = pickle.load(stream)
+        return self._work_on(argument)
+
+    def send(self, argument: A) -> None:
+        """Hand the child its argument (``result()`` then collects what it made of it)."""
+        self._argument = argument
+        if self._input is not None:
+            try:
+                with os.fdopen(self._input, "wb") as stream:
+                    self._input = None
+                    pickle.dump(argument, stream, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # the child is gone (a broken pipe), or pickle refuses the argument
+                self.cancel()

@@ -21,13 +21,13 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import interrupts
-from .background import BackgroundJob
+from .background import BackgroundJob, WarmJob
 from .config import OutputFormat
 from .errors import OutputError, one_line
 
@@ -183,21 +183,53 @@ def _write(path: Path, data: bytes) -> None:
 
 # ---- writing and publishing ---------------------------------------------------------------------
 
-def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progress: Progress) -> dict[str, Path]:
+def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progress: Progress, *,
+                  pdf_renderer: WarmJob[Report, bytes] | None = None) -> dict[str, Path]:
     """Every file is rendered from the report as report.json records it (``as_recorded``), so that
-    ``nnviz-report render`` of that JSON gives the same bytes."""
+    ``nnviz-report render`` of that JSON gives the same bytes. ``pdf_renderer``: from
+    :func:`start_pdf_renderer`, started when the run began."""
     from .report_json import as_recorded
 
     return write_report_files(as_recorded(report), settings.formats, out_dir, progress,
-                              template_dir=settings.template_dir, child=settings.device.startswith("cpu"))
+                              template_dir=settings.template_dir, child=settings.device.startswith("cpu"),
+                              pdf_renderer=pdf_renderer)
+
+
+def start_pdf_renderer(settings: ReportSettings) -> WarmJob[Report, bytes] | None:
+    """A child process that imports WeasyPrint and the templates now, while the model loads and
+    runs, and renders the PDF when the report is handed to it (background.WarmJob); None when no
+    PDF is asked for or no child would run (see write_report_files's ``child``)."""
+    if OutputFormat.PDF not in settings.formats:
+        return None
+    job = WarmJob(pdf_work(settings.template_dir), warm_up=_warm_up_pdf, fork=settings.device.startswith("cpu"))
+    return job if job.forked else None
+
+
+def pdf_work(template_dir: Path | None) -> Callable[[Report], bytes]:
+    def render(report: Report) -> bytes:
+        from .render.html import render_html
+        from .render.pdf import render_pdf
+
+        return render_pdf(_utf8(render_html(report, template_dir=template_dir)))
+
+    return render
+
+
+def _warm_up_pdf() -> None:
+    from .render.html import render_html  # noqa: F401 - imported for the PDF child's head start
+    from .render.pdf import warm_up
+
+    warm_up()
 
 
 def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_dir: Path, progress: Progress, *,
-                       template_dir: Path | None, source: Path | None = None, child: bool = True) -> dict[str, Path]:
+                       template_dir: Path | None, source: Path | None = None, child: bool = True,
+                       pdf_renderer: WarmJob[Report, bytes] | None = None) -> dict[str, Path]:
     """Every format of ``report`` staged, then published together (report, compare and render).
     ``source``: the report.json render read, which is not a stale file of an earlier run.
     ``child``: whether the PDF may be rendered in a child process (background.py) while this one
-    renders the other files; not when a CUDA device is in use, whose state a fork must not copy."""
+    renders the other files; not when a CUDA device is in use, whose state a fork must not copy.
+    ``pdf_renderer``: such a child started earlier (:func:`start_pdf_renderer`)."""
     from .render.html import render_html
     from .render.json_record import render_json
     from .render.markdown import render_markdown
@@ -205,17 +237,22 @@ def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_di
     if out_dir.is_dir():
         _check_targets(out_dir, formats)
     rendered: list[str] = []  # the HTML, once this process has it
+    render_pdf_of = pdf_work(template_dir)
 
     def pdf() -> bytes:
         from .render.pdf import render_pdf
 
         # A child renders its own copy of the HTML (it starts before this process has one); done
         # here instead, the PDF uses the HTML already rendered.
-        return render_pdf(rendered[0] if rendered else _utf8(render_html(report, template_dir=template_dir)))
+        return render_pdf(rendered[0]) if rendered else render_pdf_of(report)
 
-    with staging_dir(out_dir) as staging, BackgroundJob(pdf, fork=child and OutputFormat.PDF in formats) as pdf_job:
+    wants_pdf = OutputFormat.PDF in formats
+    if pdf_renderer is not None:
+        pdf_renderer.send(report)
+    with staging_dir(out_dir) as staging, \
+            BackgroundJob(pdf, fork=child and wants_pdf and pdf_renderer is None) as pdf_job:
         names: list[str] = []
-        if OutputFormat.HTML in formats or OutputFormat.PDF in formats:
+        if OutputFormat.HTML in formats or wants_pdf:
             progress.stage("rendering HTML")
             rendered.append(_utf8(render_html(report, template_dir=template_dir)))
         for fmt in formats:
@@ -231,9 +268,9 @@ def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_di
                 data = _utf8(render_markdown(report, template_dir=template_dir)).encode("utf-8")
             _write(staging / FILE_NAMES[fmt], data)
             names.append(FILE_NAMES[fmt])
-        if OutputFormat.PDF in formats:
+        if wants_pdf:
             progress.stage("rendering PDF")
-            data = pdf_job.result()
+            data = pdf_renderer.result() if pdf_renderer is not None else pdf_job.result()
             # WeasyPrint swallows a KeyboardInterrupt raised while it draws an SVG figure.
             interrupts.check()
             _write(staging / FILE_NAMES[OutputFormat.PDF], data)

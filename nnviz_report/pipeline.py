@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .background import BackgroundJob
+from .background import BackgroundJob, WarmJob
 from .capture import CaptureResult, choose_showcase, first_convolution, predictions_from_logits, run_capture
 from .checks import CheckInputs, Thresholds, load_thresholds, run_checks
 from .config import ReportSettings, Severity
@@ -29,7 +29,7 @@ from .figures.common import image_pixels
 from .figures.draw import showcase_thumbnail
 from .figures.source import encode_pixels
 from .models import LoadedModel, load_model
-from .output import prepare_output_dir, write_outputs
+from .output import prepare_output_dir, start_pdf_renderer, write_outputs
 from .probes import assign_cells, run_probes
 from .progress import Progress
 from .report_model import (
@@ -83,9 +83,15 @@ def generate_report(**options: object) -> ReportResult:
 
 def run(settings: ReportSettings, *, progress: Progress | None = None) -> ReportResult:
     """``progress``: the CLI's, already showing its first line; by default one from settings."""
-    prepared = prepare(settings, progress)
-    report = build_report(prepared, analyse(prepared, prepared.models[0]))
-    return publish(prepared, report)
+    # The PDF's renderer starts first, in a child that imports WeasyPrint while the model loads.
+    pdf_renderer = start_pdf_renderer(settings)
+    try:
+        prepared = prepare(settings, progress)
+        report = build_report(prepared, analyse(prepared, prepared.models[0]))
+        return publish(prepared, report, pdf_renderer=pdf_renderer)
+    finally:
+        if pdf_renderer is not None:
+            pdf_renderer.cancel()
 
 
 # ---- prepare: settings → output folder, device, thresholds, sample, models ---------------------
@@ -297,9 +303,9 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
     )
 
 
-def publish(prepared: Prepared, report: Report) -> ReportResult:
+def publish(prepared: Prepared, report: Report, *, pdf_renderer: WarmJob[Report, bytes] | None = None) -> ReportResult:
     """Every requested file, staged and moved into place together; the exit code of the gate."""
-    paths = write_outputs(report, prepared.settings, prepared.out_dir, prepared.progress)
+    paths = write_outputs(report, prepared.settings, prepared.out_dir, prepared.progress, pdf_renderer=pdf_renderer)
     prepared.progress.close()  # ends the last stage (and its timing); the CLI's closing lines follow
     return ReportResult(report, paths, exit_code_for(report.findings, prepared.settings.fail_on))
 

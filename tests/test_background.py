@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nnviz_report import background, output, pipeline
-from nnviz_report.background import BackgroundJob
+from nnviz_report import background
+from nnviz_report.background import BackgroundJob, WarmJob
 from nnviz_report.config import OutputFormat
 from nnviz_report.pipeline import generate_report
 
@@ -91,6 +91,42 @@ def test_a_child_whose_result_is_not_wanted_is_stopped(forking: None) -> None:
     assert time.monotonic() - started < 10
 
 
+def test_a_warm_job_warms_up_before_its_argument_exists(forking: None, tmp_path: Path) -> None:
+    marker = tmp_path / "warmed"
+    parent = os.getpid()
+
+    def warm_up() -> None:
+        marker.write_text(str(os.getpid()))
+
+    with WarmJob(lambda argument: (os.getpid(), argument * 2), warm_up=warm_up) as job:
+        deadline = time.monotonic() + 20
+        while not marker.exists() and time.monotonic() < deadline:  # warmed before anything is sent
+            time.sleep(0.01)
+        assert marker.exists()
+        job.send([1, 2])
+        worker, doubled = job.result()
+    assert job.ran_in_child and worker == int(marker.read_text()) != parent
+    assert doubled == [1, 2, 1, 2]
+
+
+def test_a_warm_job_whose_child_is_gone_or_whose_argument_cannot_travel_works_here(forking: None) -> None:
+    parent = os.getpid()
+
+    def dies() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    with WarmJob(lambda argument: (os.getpid(), argument), warm_up=dies) as job:
+        time.sleep(0.2)
+        job.send("x" * 1_000_000)  # more than a pipe holds, to a child that is gone: no error
+        assert job.result() == (parent, "x" * 1_000_000)
+    assert not job.ran_in_child
+
+    unpicklable = lambda: None  # noqa: E731 - a lambda is what pickle refuses
+    with WarmJob(lambda argument: os.getpid(), warm_up=lambda: None) as job:
+        job.send(unpicklable)
+        assert job.result() == parent
+
+
 def test_no_child_when_turned_off_or_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NNVIZ_REPORT_SERIAL", "1")
     assert not background.forking_pays()
@@ -105,25 +141,25 @@ def test_no_child_when_turned_off_or_on_one_core(monkeypatch: pytest.MonkeyPatch
 def test_a_report_is_the_same_with_and_without_children(forking: None, image_folder: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     jobs: list[BackgroundJob[object]] = []
+    original_init = BackgroundJob.__init__
 
-    class Recorded(BackgroundJob):  # type: ignore[type-arg]
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-            jobs.append(self)
+    def recorded_init(self: BackgroundJob[object], *args: object, **kwargs: object) -> None:
+        original_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        jobs.append(self)
 
-    monkeypatch.setattr(pipeline, "BackgroundJob", Recorded)
-    monkeypatch.setattr(output, "BackgroundJob", Recorded)
+    monkeypatch.setattr(BackgroundJob, "__init__", recorded_init)
     formats = (OutputFormat.HTML, OutputFormat.PDF, OutputFormat.JSON, OutputFormat.MARKDOWN)
     options = dict(model="tests.fixtures.models:tiny_cnn", data=str(image_folder), per_class=2, formats=formats,
                    progress=False)
     forked = generate_report(out_dir=tmp_path / "forked", **options)
-    assert len(jobs) == 3 and all(job.ran_in_child for job in jobs)  # the weight charts, the other charts, the PDF
+    # the PDF renderer started first, the weight charts, the other charts (the PDF's cold job stays unforked)
+    assert [job.ran_in_child for job in jobs] == [True, True, True, False]
 
     jobs.clear()
     monkeypatch.setenv("NNVIZ_REPORT_SERIAL", "1")
     monkeypatch.setattr(background, "forking_pays", lambda: False)
     serial = generate_report(out_dir=tmp_path / "serial", **options)
-    assert len(jobs) == 3 and not any(job.ran_in_child for job in jobs)
+    assert len(jobs) == 4 and not any(job.ran_in_child for job in jobs)
 
     for kind, path in forked.paths.items():
         assert path.read_bytes() == serial.paths[kind].read_bytes(), kind

@@ -108,3 +108,9 @@ def render_pdf(html: str) -> bytes:
             "refusing to write it: the report must be self-contained (check --template-dir)"
         )
     return buffer.getvalue()
+
+
+def warm_up() -> None:
+    """What a first PDF costs before its own content: WeasyPrint's import is done by importing this
+    module; a one-line document also loads the fonts (fontconfig, Pango) every PDF uses."""
+    render_pdf("<!DOCTYPE html><html><body><p>nnviz_report</p><p><code>warm</code></p></body></html>")
