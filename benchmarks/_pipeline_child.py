@@ -47,9 +47,13 @@ def main() -> None:
     stages["other"] = max(0.0, total - sum(stages.values()))
     sizes = {kind: path.stat().st_size for kind, path in result.paths.items()}
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    # The largest of the report's forked children (charts, PDF; nnviz_report.background), all reaped
+    # by now; their pages are mostly the parent's, shared copy-on-write, but counted in full here.
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({
         "total_s": total, "import_s": imported, "stages": stages,
-        "peak_rss_bytes": peak_kb * 1024, "sizes": sizes, "samples": result.report.sample.count,
+        "peak_rss_bytes": peak_kb * 1024, "child_peak_rss_bytes": child_kb * 1024,
+        "sizes": sizes, "samples": result.report.sample.count,
     }))
 
 

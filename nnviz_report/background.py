@@ -14,7 +14,7 @@ Nothing depends on the child: when forking is not possible or not worth it (one 
 CUDA device), when the child fails in any way, or dies, its work is done again here, in this
 process, so an error surfaces exactly as it would without a child, with its own message and exit
 code. Its work must be deterministic, which the report's is: the bytes are the same either way
-(tests/test_background.py checks both routes). ``NNVIZ_REPORT_SERIAL=1`` turns the children off.
+(tests/test_background.py checks both routes). ``NNVIZ_SERIAL=1`` turns the children off.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ A = TypeVar("A")
 def forking_pays() -> bool:
     """Whether a second process can run beside this one: Linux (fork is safe for numpy and
     matplotlib there; macOS's system libraries are not fork-safe), two usable cores or more, and
-    not turned off by NNVIZ_REPORT_SERIAL=1."""
-    if os.environ.get("NNVIZ_REPORT_SERIAL", "") not in ("", "0"):
+    not turned off by NNVIZ_SERIAL=1."""
+    if os.environ.get("NNVIZ_SERIAL", "") not in ("", "0"):
         return False
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return False

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ch
 @pytest.fixture
 def forking(monkeypatch: pytest.MonkeyPatch) -> None:
     """Children even on a one-core machine: these tests are about the mechanism, not its payoff."""
-    monkeypatch.delenv("NNVIZ_REPORT_SERIAL", raising=False)
+    monkeypatch.delenv("NNVIZ_SERIAL", raising=False)
     monkeypatch.setattr(background, "forking_pays", lambda: True)
 
 
@@ -128,9 +128,9 @@ def test_a_warm_job_whose_child_is_gone_or_whose_argument_cannot_travel_works_he
 
 
 def test_no_child_when_turned_off_or_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NNVIZ_REPORT_SERIAL", "1")
+    monkeypatch.setenv("NNVIZ_SERIAL", "1")
     assert not background.forking_pays()
-    monkeypatch.delenv("NNVIZ_REPORT_SERIAL")
+    monkeypatch.delenv("NNVIZ_SERIAL")
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
     assert not background.forking_pays()
     with BackgroundJob(os.getpid) as job:
@@ -156,7 +156,7 @@ def test_a_report_is_the_same_with_and_without_children(forking: None, image_fol
     assert [job.ran_in_child for job in jobs] == [True, True, True, False]
 
     jobs.clear()
-    monkeypatch.setenv("NNVIZ_REPORT_SERIAL", "1")
+    monkeypatch.setenv("NNVIZ_SERIAL", "1")
     monkeypatch.setattr(background, "forking_pays", lambda: False)
     serial = generate_report(out_dir=tmp_path / "serial", **options)
     assert len(jobs) == 4 and not any(job.ran_in_child for job in jobs)
