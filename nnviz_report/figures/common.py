@@ -18,7 +18,7 @@ from matplotlib.ticker import FixedFormatter, FuncFormatter, NullFormatter
 from PIL import Image
 
 from ..report_model import Figure
-from .source import quantise_unit
+from .source import MARKED_POINTS, quantise_unit
 
 matplotlib.use("Agg")  # no display is ever needed; pyplot is never used for drawing
 
@@ -132,12 +132,6 @@ def depth_axis(ax: Axes, names: list[str], *, axis_inches: float = DEPTH_WIDTH -
         ax.set_xlabel(f"layer, input to output (every {ordinal(step)} of {len(names)} labelled)",
                       fontsize=DEPTH_LABEL_PT)
     ax.set_xlim(-pad, max(len(names), 1) - 1 + pad)  # no layer (a TorchScript model): an empty axis
-
-
-# Beyond this many points along a depth axis, a marker (or a minor tick) per point is closer than
-# its own size to the next: it only thickens the line, and each one is an element the PDF's
-# renderer draws separately (DenseNet-121's five depth charts held 2 500 of them, 2.3 s of its PDF).
-MARKED_POINTS = 60
 
 
 def isolated_points(values: Sequence[float] | np.ndarray) -> Any:

@@ -24,6 +24,11 @@ MAX_SOURCE_PIXELS = 4096 * 4096
 # Weight values kept for the violins: 4095 steps between the tensor's extremes. A step is far below
 # a pixel of the shared axis and of the kernel density's bandwidth, and costs half the bytes of 65535.
 VALUE_LEVELS = 4095
+# Beyond this many points along a depth axis, a marker (or a minor tick) per point is closer than
+# its own size to the next: it only thickens the line, and each one is an element the PDF's
+# renderer draws separately (DenseNet-121's five depth charts held 2 500 of them, 2.3 s of its PDF).
+# As many weight violins are drawn as one embedded image; the caption says so (render/html.py).
+MARKED_POINTS = 60
 
 
 def encode_pixels(pixels: np.ndarray) -> str:

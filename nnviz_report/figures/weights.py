@@ -10,7 +10,6 @@ from ..report_model import Figure
 from .common import (
     CATEGORICAL,
     DEPTH_WIDTH,
-    MARKED_POINTS,
     depth_axis,
     drawable_names,
     isolated_points,
@@ -18,6 +17,7 @@ from .common import (
     style,
     svg_figure,
 )
+from .source import MARKED_POINTS
 
 ALPHA_BAND = (2.0, 6.0)  # WeightWatcher's range for well-trained layers
 

@@ -19,7 +19,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..errors import ConfigError, OutputError, one_line
-from ..figures.source import VALUE_LEVELS
+from ..figures.source import MARKED_POINTS, VALUE_LEVELS
 from ..report_model import Figure, Report
 
 CONTENT_SECURITY_POLICY = (
@@ -63,6 +63,7 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
                        short=fmt_short_hash, ranges=fmt_ranges, delta=fmt_delta)
     # What a caption must say about how report.json keeps a figure's values (the violins' rounding).
     env.globals["value_levels"] = VALUE_LEVELS
+    env.globals["marked_points"] = MARKED_POINTS  # and when the violins are one image
     return env
 
 
