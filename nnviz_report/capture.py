@@ -88,6 +88,7 @@ class _LayerAccumulator:
         self.channels = 0
         self.saturation_kind = SATURATING_TYPES.get(self.type)
         self.saturated = 0
+        self.fused_batches = 0  # batches folded by the compiled kernel rather than torch
         self.output_shape: tuple[int, ...] = ()
         self.pooled: list[np.ndarray] = []
         self.showcase: list[np.ndarray | None] = [None] * showcase
@@ -96,21 +97,24 @@ class _LayerAccumulator:
         values = output.detach()
         self.output_shape = tuple(values.shape[1:])
         layout = self.layout
-        # The per-sample channel means, (N, C) from one (N, C, H·W) view, are kept anyway; their
-        # mean is the batch's mean (equal-sized groups), which spares the moments one full pass.
-        pooled = layouts.pooled(values, layout) if layout.per_sample else None
-        mean = None
-        if pooled is not None and layout.kind in (layouts.FEATURE_MAP, layouts.SEQUENCE) and \
-                values.dtype in (torch.float32, torch.float64):
-            mean = float(pooled.double().mean())
-        self.activation.update(values, mean=mean)
+        folded, pooled, batch_max = self._fold_fused(values)
+        if not folded:
+            # The per-sample channel means, (N, C) from one (N, C, H·W) view, are kept anyway; their
+            # mean is the batch's mean (equal-sized groups), which spares the moments one full pass.
+            pooled = layouts.pooled(values, layout) if layout.per_sample else None
+            mean = None
+            if pooled is not None and layout.kind in (layouts.FEATURE_MAP, layouts.SEQUENCE) and \
+                    values.dtype in (torch.float32, torch.float64):
+                mean = float(pooled.double().mean())
+            self.activation.update(values, mean=mean)
         self._fold_saturation(values)
         if not layout.per_sample:
             return
         if layout.channel_axis is not None:
             self.channels = int(values.shape[layout.channel_axis])
         if self.count_dead:
-            batch_max = layouts.channel_maxima(values, layout)
+            if batch_max is None:
+                batch_max = layouts.channel_maxima(values, layout)
             assert batch_max is not None
             batch_max = batch_max.to("cpu", torch.float64)
             self.channel_max = batch_max if self.channel_max is None else torch.maximum(self.channel_max, batch_max)
@@ -118,6 +122,24 @@ class _LayerAccumulator:
             self.pooled.append(pooled.to("cpu", torch.float32).numpy())
         if showcase_rows:
             self.keep_showcase(values, showcase_rows)
+
+    def _fold_fused(self, values: Tensor) -> tuple[bool, Tensor | None, Tensor | None]:
+        """(folded, pooled, channel maxima): the moments, and for (N, C, positions) outputs the
+        per-sample channel means and the channel maxima, in the compiled kernel's one pass
+        (stats/fused.py). Not folded, nothing changed, where the kernel cannot take the batch:
+        the caller then takes the torch path."""
+        grid = self.layout.kind in (layouts.FEATURE_MAP, layouts.SEQUENCE)
+        rows, channels = (values.shape[0] * values.shape[1], values.shape[1]) if grid else (1, 1)
+        folded = self.activation.update_fused(values, rows=rows, channels=channels, row_means=grid,
+                                              channel_max=grid and self.count_dead)
+        if folded is None:
+            return False, None, None
+        self.fused_batches += 1
+        if grid:
+            assert folded.row_means is not None
+            return True, folded.row_means.view(values.shape[0], values.shape[1]), folded.channel_max
+        pooled = layouts.pooled(values, self.layout) if self.layout.per_sample else None
+        return True, pooled, layouts.channel_maxima(values, self.layout) if self.count_dead else None
 
     def keep_showcase(self, values: Tensor, showcase_rows: dict[int, int]) -> None:
         """The full maps of the showcase rows of this batch (per-sample layouts only)."""
