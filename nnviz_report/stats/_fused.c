@@ -18,8 +18,8 @@
  * double instead of n), and the histogram's bin indices are staged per chunk. */
 #define CHUNK 4096
 /* Histogram window, out-of-window slots included; fused.py never asks for more. */
-#define MAX_SLOTS 1026
-#define COPIES 4 /* sub-histograms, so that runs of one bin (a ReLU's zeros) do not serialise */
+#define MAX_SLOTS 258
+#define COPIES 8 /* sub-histograms, so that runs of one bin (a ReLU's zeros) do not serialise */
 
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__gnu_linux__) && defined(__has_attribute)
 #if __has_attribute(target_clones)

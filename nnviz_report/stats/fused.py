@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 KERNEL_VERSION = 1  # nnviz_fused_version() of the C source this binding was written for
-MAX_WINDOW_BINS = 1024  # the C side's MAX_SLOTS less the two out-of-window slots
+MAX_WINDOW_BINS = 256  # the C side's MAX_SLOTS less the two out-of-window slots
 _EXACT_FLOAT32_INTEGERS = 2**24
 _MAX_VALUES = 2**31 - 1  # the C side counts a bin's values in uint32 (and zeros in int32 lanes)
 
@@ -103,18 +103,23 @@ class ActivationPass:
     zeros: int
     counts: np.ndarray | None  # int64, window.bins values; None without a window
     outside: int  # values below or above the window
-    row_means: torch.Tensor | None  # float32, one per row
+    row_means: torch.Tensor | None  # the caller's buffer, filled
     channel_max: torch.Tensor | None  # float32, one per channel
 
 
 def activation_pass(values: torch.Tensor, *, rows: int, shift: float, window: Window | None,
-                    channels: int = 1, row_means: bool = False, channel_max: bool = False) -> ActivationPass:
+                    channels: int = 1, row_means: torch.Tensor | None = None,
+                    channel_max: bool = False) -> ActivationPass:
     """One pass over ``values`` (``accepts`` must hold) seen as ``rows`` rows; channel of row r is
-    ``r % channels``. Non-finite values show as a non-finite ``sum``; the rest is then meaningless."""
+    ``r % channels``; each row's mean is written into ``row_means`` (contiguous float32, ``rows``
+    values) when given. Non-finite values show as a non-finite ``sum``; the rest is then
+    meaningless."""
     assert _LIBRARY is not None and accepts(values) and values.numel() % rows == 0
+    means = row_means
+    assert means is None or (means.dtype == torch.float32 and means.device.type == "cpu"
+                             and means.is_contiguous() and means.numel() == rows)
     out = np.zeros(5, dtype=np.float64)
     slots = np.zeros(window.bins + 2 if window is not None else 1, dtype=np.int64)
-    means = torch.empty(rows, dtype=torch.float32) if row_means else None
     maxima = torch.empty(channels, dtype=torch.float32) if channel_max else None
     _LIBRARY.nnviz_activation_pass(
         values.data_ptr(), rows, values.numel() // rows, channels, shift,

@@ -116,10 +116,11 @@ class RunningMoments:
         self._fold(n, batch_mean, batch_m2, lo_value, hi_value, n - count_nonzero(flat))
         self._add_to_histogram(flat, lo_value, hi_value)
 
-    def update_fused(self, values: torch.Tensor, *, rows: int = 1, channels: int = 1, row_means: bool = False,
-                     channel_max: bool = False) -> fused.ActivationPass | None:
+    def update_fused(self, values: torch.Tensor, *, rows: int = 1, channels: int = 1,
+                     row_means: torch.Tensor | None = None, channel_max: bool = False) -> fused.ActivationPass | None:
         """The batch through the compiled kernel (stats/fused.py), seen as ``rows`` rows (the
-        capture asks for each row's mean and each channel's maximum on the way): one pass, or two
+        capture has each row's mean written into ``row_means`` and asks for each channel's
+        maximum on the way): one pass, or two
         for a layer's first batch, when the bins must widen, or when the batch's mean lies far from
         the running mean. None, with nothing folded, where the kernel cannot take the batch (not
         built, not contiguous float32 on the CPU, NaN or ±inf, bins beyond float32's exact
