@@ -39,15 +39,16 @@ static inline __attribute__((always_inline)) void count_bins(const float *p, int
                                                              uint32_t copies[COPIES][MAX_SLOTS]) {
     for (int64_t i = 0; i < n; i++) {
         const float v = p[i];
-        /* Clamp before converting (NaN goes to the low edge), so the conversion is always
-         * defined; multiplying by a power of two and truncating are exact. */
-        float f = v * scale;
-        f = f >= low_edge ? f : low_edge;
-        f = f <= high_edge ? f : high_edge;
+        float f = v * scale; /* exact: a power of two (at worst rounding to a subnormal or ±0.0) */
+        /* A negative value belongs in bin -1 or below even where f rounded to -0.0; -0.5 floors
+         * to -1 like every f in (-1, 0). */
+        f = v < 0.0f ? (f < -0.5f ? f : -0.5f) : f;
+        /* Clamped into [below, above] first (NaN goes to the low edge), so the conversion is
+         * always defined and out-of-window values land in the two outer slots. */
+        f = f > low_edge ? f : low_edge;
+        f = f < high_edge ? f : high_edge;
         int32_t bin = (int32_t)f;
         bin -= (float)bin > f; /* truncation → floor for negative values */
-        bin = v < 0.0f && bin > -1 ? -1 : bin;
-        bin = bin > below ? bin : below;
         index[i] = bin - below;
     }
     int64_t i = 0;
