@@ -88,7 +88,6 @@ class _LayerAccumulator:
         self.channels = 0
         self.saturation_kind = SATURATING_TYPES.get(self.type)
         self.saturated = 0
-        self.fused_batches = 0  # batches folded by the compiled kernel rather than torch
         self.output_shape: tuple[int, ...] = ()
         self.samples = samples  # in the whole capture: the rows of the pooled store
         self.pooled_store: Tensor | None = None
@@ -115,8 +114,7 @@ class _LayerAccumulator:
         if layout.channel_axis is not None:
             self.channels = int(values.shape[layout.channel_axis])
         if self.count_dead:
-            if batch_max is None:
-                batch_max = layouts.channel_maxima(values, layout)
+            batch_max = layouts.channel_maxima(values, layout) if batch_max is None else batch_max
             assert batch_max is not None
             batch_max = batch_max.to("cpu", torch.float64)
             self.channel_max = batch_max if self.channel_max is None else torch.maximum(self.channel_max, batch_max)
@@ -129,20 +127,17 @@ class _LayerAccumulator:
             self.keep_showcase(values, showcase_rows)
 
     def _fold_fused(self, values: Tensor) -> tuple[bool, Tensor | None, Tensor | None]:
-        """(folded, pooled, channel maxima): the moments, and for (N, C, positions) outputs the
-        per-sample channel means and the channel maxima, in the compiled kernel's one pass
-        (stats/fused.py). Not folded, nothing changed, where the kernel cannot take the batch:
-        the caller then takes the torch path."""
+        """(folded, pooled, channel maxima) from the compiled kernel's one pass (stats/fused.py);
+        per-sample channel means and channel maxima for (N, C, positions) outputs. Where it cannot
+        take the batch: not folded, nothing changed, and the caller takes the torch path."""
         grid = self.layout.kind in (layouts.FEATURE_MAP, layouts.SEQUENCE)
         rows, channels = (values.shape[0] * values.shape[1], values.shape[1]) if grid else (1, 1)
-        means = None
-        if grid and channels <= MAX_POOLED_FEATURES and values.dtype == torch.float32:
-            means = self._pooled_slot(values.shape[0], channels)
+        keep = grid and channels <= MAX_POOLED_FEATURES and values.dtype == torch.float32
+        means = self._pooled_slot(values.shape[0], channels) if keep else None
         folded = self.activation.update_fused(values, rows=rows, channels=channels, row_means=means,
                                               channel_max=grid and self.count_dead)
         if folded is None:
             return False, None, None
-        self.fused_batches += 1
         if grid:
             return True, means, folded.channel_max
         pooled = layouts.pooled(values, self.layout) if self.layout.per_sample else None
@@ -150,8 +145,8 @@ class _LayerAccumulator:
 
     def _pooled_slot(self, rows: int, width: int) -> Tensor:
         """Where the next ``rows`` pooled vectors go: one float32 (samples, width) store per layer,
-        allocated once. Kept as one small array per batch, they fragmented the heap between the
-        activations' large temporaries: 0.5 M more page faults per 1000 resnet20 images."""
+        allocated once (the kernel writes into it), rather than one small array per batch kept
+        between the activations' large temporaries."""
         store = self.pooled_store
         if store is None or self.pooled_rows + rows > store.shape[0]:
             grown = torch.empty(max(self.samples, self.pooled_rows + rows), width)
