@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,6 +24,10 @@ from torch import Tensor, nn
 
 from .errors import CaptureError, ModelError
 from .hooks import model_session
+
+# Re-exported: the pipeline, the tests and the benchmarks choose the showcase through capture.
+from .showcase import choose_showcase as choose_showcase
+from .showcase import predictions_from_logits as predictions_from_logits
 from .stats import layout as layouts
 from .stats import moments
 from .stats.layout import Layout
@@ -85,6 +89,7 @@ class _LayerAccumulator:
         self.gradient = RunningGradient()
         self.count_dead = self.type in layouts.RECTIFIER_TYPES and layout.channel_axis is not None
         self.channel_max: Tensor | None = None
+        self.batch_max: Tensor | None = None
         self.channels = 0
         self.saturation_kind = SATURATING_TYPES.get(self.type)
         self.saturated = 0
@@ -117,7 +122,10 @@ class _LayerAccumulator:
             batch_max = layouts.channel_maxima(values, layout) if batch_max is None else batch_max
             assert batch_max is not None
             batch_max = batch_max.to("cpu", torch.float64)
-            self.channel_max = batch_max if self.channel_max is None else torch.maximum(self.channel_max, batch_max)
+            if self.channel_max is None:
+                self.channel_max = batch_max
+            else:
+                torch.maximum(self.channel_max, batch_max, out=self.channel_max)
         if pooled is not None and pooled.shape[1] <= MAX_POOLED_FEATURES:
             slot = self._pooled_slot(pooled.shape[0], pooled.shape[1])
             if slot.data_ptr() != pooled.data_ptr():  # the kernel writes into the slot itself
@@ -134,12 +142,15 @@ class _LayerAccumulator:
         rows, channels = (values.shape[0] * values.shape[1], values.shape[1]) if grid else (1, 1)
         keep = grid and channels <= MAX_POOLED_FEATURES and values.dtype == torch.float32
         means = self._pooled_slot(values.shape[0], channels) if keep else None
+        if grid and self.count_dead and (self.batch_max is None or self.batch_max.numel() != channels):
+            self.batch_max = torch.empty(channels)  # reused: the kernel writes each batch's maxima here
+        maxima = self.batch_max if grid and self.count_dead else None
         folded = self.activation.update_fused(values, rows=rows, channels=channels, row_means=means,
-                                              channel_max=grid and self.count_dead)
+                                              channel_max=maxima)
         if folded is None:
             return False, None, None
         if grid:
-            return True, means, folded.channel_max
+            return True, means, maxima
         pooled = layouts.pooled(values, self.layout) if self.layout.per_sample else None
         return True, pooled, layouts.channel_maxima(values, self.layout) if self.count_dead else None
 
@@ -199,46 +210,6 @@ def capturable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if name and not any(True for _ in module.children()) and not isinstance(module, SKIPPED_TYPES):
             layers.append((name, module))
     return layers
-
-
-def choose_showcase(labels: Tensor, count: int, *, predictions: Sequence[int] | None = None,
-                    confidences: Sequence[float] | None = None) -> tuple[int, ...]:
-    """Showcase samples that inform, deterministically, in this order of roles: the most
-    confidently correct sample, the most confidently misclassified one (when any is), the least
-    confidently correct one, then more misclassified ones, then the most confident of the rest;
-    each role prefers a class not shown yet. Ties go to the earlier sample. Without predictions:
-    the first sample of each of the first ``count`` classes."""
-    label_list = [int(v) for v in labels.tolist()]
-    if predictions is None or confidences is None:
-        first: dict[int, int] = {}
-        for position, label in enumerate(label_list):
-            first.setdefault(label, position)
-            if len(first) == count:
-                break
-        return tuple(first[c] for c in sorted(first))
-    positions = range(len(label_list))
-    correct = [i for i in positions if int(predictions[i]) == label_list[i]]
-    wrong = [i for i in positions if int(predictions[i]) != label_list[i]]
-    most_confident = sorted(correct, key=lambda i: (-confidences[i], i))
-    least_confident = sorted(correct, key=lambda i: (confidences[i], i))
-    confidently_wrong = sorted(wrong, key=lambda i: (-confidences[i], i))
-    everything = sorted(positions, key=lambda i: (-confidences[i], i))
-    roles = [most_confident, confidently_wrong, least_confident] + [confidently_wrong] * max(0, count - 3)
-    chosen: list[int] = []
-    for slot in range(min(count, len(label_list))):
-        candidates = [i for i in (roles[slot] if slot < len(roles) else []) if i not in chosen] or \
-            [i for i in everything if i not in chosen]
-        shown = {label_list[i] for i in chosen}
-        fresh = [i for i in candidates if label_list[i] not in shown]
-        chosen.append((fresh or candidates)[0])
-    return tuple(chosen)
-
-
-def predictions_from_logits(logits: np.ndarray) -> tuple[list[int], list[float]]:
-    """Predicted class and its softmax probability per sample (softmax in float64): what the
-    showcase is chosen from."""
-    best = torch.softmax(torch.from_numpy(logits).double(), dim=1).max(dim=1)
-    return [int(v) for v in best.indices.tolist()], [float(v) for v in best.values.tolist()]
 
 
 def run_capture(

@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import dataclasses
 import importlib.machinery
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,26 +102,25 @@ class ActivationPass:
     sum: float
     squares: float  # sum of (x - shift)²
     zeros: int
-    counts: np.ndarray | None  # int64, window.bins values; None without a window
+    counts: np.ndarray | None  # int64, window.bins values (valid until this thread's next pass); or None
     outside: int  # values below or above the window
-    row_means: torch.Tensor | None  # the caller's buffer, filled
-    channel_max: torch.Tensor | None  # float32, one per channel
+
 
 
 def activation_pass(values: torch.Tensor, *, rows: int, shift: float, window: Window | None,
                     channels: int = 1, row_means: torch.Tensor | None = None,
-                    channel_max: bool = False) -> ActivationPass:
+                    channel_max: torch.Tensor | None = None) -> ActivationPass:
     """One pass over ``values`` (``accepts`` must hold) seen as ``rows`` rows; channel of row r is
-    ``r % channels``; each row's mean is written into ``row_means`` (contiguous float32, ``rows``
-    values) when given. Non-finite values show as a non-finite ``sum``; the rest is then
+    ``r % channels``. Each row's mean is written into ``row_means`` (``rows`` values) and each
+    channel's maximum into ``channel_max`` (``channels`` values) when given, both contiguous
+    float32 on the CPU. Non-finite values show as a non-finite ``sum``; the rest is then
     meaningless."""
     assert _LIBRARY is not None and accepts(values) and values.numel() % rows == 0
-    means = row_means
-    assert means is None or (means.dtype == torch.float32 and means.device.type == "cpu"
-                             and means.is_contiguous() and means.numel() == rows)
-    out = np.zeros(5, dtype=np.float64)
-    slots = np.zeros(window.bins + 2 if window is not None else 1, dtype=np.int64)
-    maxima = torch.empty(channels, dtype=torch.float32) if channel_max else None
+    means, maxima = row_means, channel_max
+    for buffer, size in ((means, rows), (maxima, channels)):
+        assert buffer is None or (buffer.dtype == torch.float32 and buffer.device.type == "cpu"
+                                  and buffer.is_contiguous() and buffer.numel() == size)
+    out, slots = _outputs()
     _LIBRARY.nnviz_activation_pass(
         values.data_ptr(), rows, values.numel() // rows, channels, shift,
         2.0 ** -window.exponent if window is not None else 1.0,
@@ -129,15 +129,27 @@ def activation_pass(values: torch.Tensor, *, rows: int, shift: float, window: Wi
         maxima.data_ptr() if maxima is not None else None, out.ctypes.data)
     return ActivationPass(
         min=float(out[0]), max=float(out[1]), sum=float(out[2]), squares=float(out[3]), zeros=int(out[4]),
-        counts=slots[1:-1] if window is not None else None,
-        outside=int(slots[0] + slots[-1]) if window is not None else 0,
-        row_means=means, channel_max=maxima)
+        counts=slots[1 : window.bins + 1] if window is not None else None,
+        outside=int(slots[0] + slots[window.bins + 1]) if window is not None else 0)
 
 
 def gradient_pass(values: torch.Tensor) -> tuple[float, float]:
     """(sum of squares, largest magnitude) of ``values`` (``accepts`` must hold); the sum is not
     finite when a value is not."""
     assert _LIBRARY is not None and accepts(values)
-    out = np.zeros(2, dtype=np.float64)
+    out, _ = _outputs()
     _LIBRARY.nnviz_gradient_pass(values.data_ptr(), values.numel(), out.ctypes.data)
     return float(out[0]), float(out[1])
+
+
+# The kernel's small outputs, one set per thread and reused: the capture folds thousands of
+# batches, and fresh arrays of varying sizes for each would be carved out of the free heap space
+# that the activations' large temporaries are otherwise served from without page faults.
+_LOCAL = threading.local()
+
+
+def _outputs() -> tuple[np.ndarray, np.ndarray]:
+    """(out: 5 float64, slots: the largest window's counts), this thread's."""
+    if not hasattr(_LOCAL, "outputs"):
+        _LOCAL.outputs = (np.zeros(5, dtype=np.float64), np.zeros(MAX_WINDOW_BINS + 2, dtype=np.int64))
+    return _LOCAL.outputs  # type: ignore[no-any-return]

@@ -117,10 +117,11 @@ class RunningMoments:
         self._add_to_histogram(flat, lo_value, hi_value)
 
     def update_fused(self, values: torch.Tensor, *, rows: int = 1, channels: int = 1,
-                     row_means: torch.Tensor | None = None, channel_max: bool = False) -> fused.ActivationPass | None:
+                     row_means: torch.Tensor | None = None,
+                     channel_max: torch.Tensor | None = None) -> fused.ActivationPass | None:
         """The batch through the compiled kernel (stats/fused.py), seen as ``rows`` rows (the
-        capture has each row's mean written into ``row_means`` and asks for each channel's
-        maximum on the way): one pass, or two
+        capture has each row's mean and each channel's maximum written into its buffers on the
+        way): one pass, or two
         for a layer's first batch, when the bins must widen, or when the batch's mean lies far from
         the running mean. None, with nothing folded, where the kernel cannot take the batch (not
         built, not contiguous float32 on the CPU, NaN or ±inf, bins beyond float32's exact
@@ -146,16 +147,16 @@ class RunningMoments:
         batch_m2 = first.squares - n * (batch_mean - shift) ** 2
         counts = None
         if guess is not None and guess.exponent == exponent and first.outside == 0 and first.counts is not None:
-            counts = first.counts[start - guess.start : start - guess.start + window.bins]
+            counts = first.counts[start - guess.start : start - guess.start + window.bins].copy()
         if counts is None or not first.squares <= 1e4 * batch_m2:
             second = fused.activation_pass(values, rows=1, shift=batch_mean, window=window if counts is None else None)
             batch_m2 = second.squares
-            if counts is None:
-                counts = second.counts
+            if counts is None and second.counts is not None:
+                counts = second.counts.copy()
         assert counts is not None
         self._fold(n, batch_mean, batch_m2, first.min, first.max, first.zeros)
         self._set_exponent(exponent)
-        self._place(start, counts.copy())
+        self._place(start, counts)
         return first
 
     def _next_window(self) -> fused.Window | None:
