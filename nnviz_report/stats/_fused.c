@@ -31,6 +31,8 @@
 #define MULTIVERSION
 #endif
 
+/* fused.py refuses a library whose version differs from its KERNEL_VERSION: bump both when an
+ * argument or an output changes, so that a stale build is never called with the new layout. */
 int nnviz_fused_version(void) { return 1; }
 
 /* Bin indices of p[0 .. n) (n <= CHUNK) into the window's slots, then the counts. */

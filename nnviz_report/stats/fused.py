@@ -39,9 +39,10 @@ def _load() -> ctypes.CDLL | None:
     for path in library_files():
         try:
             library = ctypes.CDLL(str(path))
-        except OSError:
+            version = library.nnviz_fused_version()
+        except (OSError, AttributeError):  # not loadable here, or not this kernel
             continue
-        if library.nnviz_fused_version() != KERNEL_VERSION:
+        if version != KERNEL_VERSION:
             continue  # a stale build from an older source: its arguments may differ
         pointer, i64, f64, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_float
         library.nnviz_activation_pass.restype = None
