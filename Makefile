@@ -34,7 +34,9 @@ APT_INSTALL = SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo
 # banner is noise on a newcomer's first screen. Only that one warning is filtered, by its message.
 PIP_ENV := PYTHONWARNINGS="ignore:Editable installation"
 
-$(BIN)/nnviz-report: pyproject.toml
+# setup.py builds the optional C kernel of the capture in place (skipped, with the torch path
+# instead, where no C compiler is found); a changed kernel source reinstalls, which rebuilds it.
+$(BIN)/nnviz-report: pyproject.toml setup.py nnviz_report/stats/_fused.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(PIP_ENV) $(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
@@ -87,4 +89,4 @@ bench: $(BIN)/nnviz-report
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) out build *.egg-info nnviz_report/stats/_fused*.so

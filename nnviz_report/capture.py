@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,6 +24,10 @@ from torch import Tensor, nn
 
 from .errors import CaptureError, ModelError
 from .hooks import model_session
+
+# Re-exported: the pipeline, the tests and the benchmarks choose the showcase through capture.
+from .showcase import choose_showcase as choose_showcase
+from .showcase import predictions_from_logits as predictions_from_logits
 from .stats import layout as layouts
 from .stats import moments
 from .stats.layout import Layout
@@ -78,46 +82,89 @@ class CaptureResult:
 
 class _LayerAccumulator:
     def __init__(self, name: str, module_path: str, module: nn.Module, showcase: int, layout: Layout,
-                 repeats: str | None) -> None:
+                 repeats: str | None, samples: int) -> None:
         self.name, self.module_path, self.type = name, module_path, type(module).__name__
         self.layout, self.repeats = layout, repeats
         self.activation = RunningMoments()
         self.gradient = RunningGradient()
         self.count_dead = self.type in layouts.RECTIFIER_TYPES and layout.channel_axis is not None
         self.channel_max: Tensor | None = None
+        self.batch_max: Tensor | None = None
         self.channels = 0
         self.saturation_kind = SATURATING_TYPES.get(self.type)
         self.saturated = 0
         self.output_shape: tuple[int, ...] = ()
-        self.pooled: list[np.ndarray] = []
+        self.samples = samples  # in the whole capture: the rows of the pooled store
+        self.pooled_store: Tensor | None = None
+        self.pooled_rows = 0
         self.showcase: list[np.ndarray | None] = [None] * showcase
 
     def fold(self, output: Tensor, showcase_rows: dict[int, int]) -> None:
         values = output.detach()
         self.output_shape = tuple(values.shape[1:])
         layout = self.layout
-        # The per-sample channel means, (N, C) from one (N, C, H·W) view, are kept anyway; their
-        # mean is the batch's mean (equal-sized groups), which spares the moments one full pass.
-        pooled = layouts.pooled(values, layout) if layout.per_sample else None
-        mean = None
-        if pooled is not None and layout.kind in (layouts.FEATURE_MAP, layouts.SEQUENCE) and \
-                values.dtype in (torch.float32, torch.float64):
-            mean = float(pooled.double().mean())
-        self.activation.update(values, mean=mean)
+        folded, pooled, batch_max = self._fold_fused(values)
+        if not folded:
+            # The per-sample channel means, (N, C) from one (N, C, H·W) view, are kept anyway; their
+            # mean is the batch's mean (equal-sized groups), which spares the moments one full pass.
+            pooled = layouts.pooled(values, layout) if layout.per_sample else None
+            mean = None
+            if pooled is not None and layout.kind in (layouts.FEATURE_MAP, layouts.SEQUENCE) and \
+                    values.dtype in (torch.float32, torch.float64):
+                mean = float(pooled.double().mean())
+            self.activation.update(values, mean=mean)
         self._fold_saturation(values)
         if not layout.per_sample:
             return
         if layout.channel_axis is not None:
             self.channels = int(values.shape[layout.channel_axis])
         if self.count_dead:
-            batch_max = layouts.channel_maxima(values, layout)
+            batch_max = layouts.channel_maxima(values, layout) if batch_max is None else batch_max
             assert batch_max is not None
             batch_max = batch_max.to("cpu", torch.float64)
-            self.channel_max = batch_max if self.channel_max is None else torch.maximum(self.channel_max, batch_max)
+            if self.channel_max is None:
+                self.channel_max = batch_max
+            else:
+                torch.maximum(self.channel_max, batch_max, out=self.channel_max)
         if pooled is not None and pooled.shape[1] <= MAX_POOLED_FEATURES:
-            self.pooled.append(pooled.to("cpu", torch.float32).numpy())
+            slot = self._pooled_slot(pooled.shape[0], pooled.shape[1])
+            if slot.data_ptr() != pooled.data_ptr():  # the kernel writes into the slot itself
+                slot.copy_(pooled)
+            self.pooled_rows += pooled.shape[0]
         if showcase_rows:
             self.keep_showcase(values, showcase_rows)
+
+    def _fold_fused(self, values: Tensor) -> tuple[bool, Tensor | None, Tensor | None]:
+        """(folded, pooled, channel maxima) from the compiled kernel's one pass (stats/fused.py);
+        per-sample channel means and channel maxima for (N, C, positions) outputs. Where it cannot
+        take the batch: not folded, nothing changed, and the caller takes the torch path."""
+        grid = self.layout.kind in (layouts.FEATURE_MAP, layouts.SEQUENCE)
+        rows, channels = (values.shape[0] * values.shape[1], values.shape[1]) if grid else (1, 1)
+        keep = grid and channels <= MAX_POOLED_FEATURES and values.dtype == torch.float32
+        means = self._pooled_slot(values.shape[0], channels) if keep else None
+        if grid and self.count_dead and (self.batch_max is None or self.batch_max.numel() != channels):
+            self.batch_max = torch.empty(channels)  # reused: the kernel writes each batch's maxima here
+        maxima = self.batch_max if grid and self.count_dead else None
+        folded = self.activation.update_fused(values, rows=rows, channels=channels, row_means=means,
+                                              channel_max=maxima)
+        if folded is None:
+            return False, None, None
+        if grid:
+            return True, means, maxima
+        pooled = layouts.pooled(values, self.layout) if self.layout.per_sample else None
+        return True, pooled, layouts.channel_maxima(values, self.layout) if self.count_dead else None
+
+    def _pooled_slot(self, rows: int, width: int) -> Tensor:
+        """Where the next ``rows`` pooled vectors go: one float32 (samples, width) store per layer,
+        allocated once (the kernel writes into it), rather than one small array per batch kept
+        between the activations' large temporaries."""
+        store = self.pooled_store
+        if store is None or self.pooled_rows + rows > store.shape[0]:
+            grown = torch.empty(max(self.samples, self.pooled_rows + rows), width)
+            if store is not None:
+                grown[: self.pooled_rows] = store[: self.pooled_rows]
+            store = self.pooled_store = grown
+        return store[self.pooled_rows : self.pooled_rows + rows]
 
     def keep_showcase(self, values: Tensor, showcase_rows: dict[int, int]) -> None:
         """The full maps of the showcase rows of this batch (per-sample layouts only)."""
@@ -150,7 +197,7 @@ class _LayerAccumulator:
             dead_channels=dead,
             channels=self.channels,
             saturation=saturation,
-            pooled_features=np.concatenate(self.pooled) if self.pooled else None,
+            pooled_features=self.pooled_store[: self.pooled_rows].numpy() if self.pooled_store is not None else None,
             showcase_maps=np.stack(self.showcase) if complete and self.showcase else None,  # type: ignore[arg-type]
             repeats=self.repeats,
         )
@@ -163,46 +210,6 @@ def capturable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if name and not any(True for _ in module.children()) and not isinstance(module, SKIPPED_TYPES):
             layers.append((name, module))
     return layers
-
-
-def choose_showcase(labels: Tensor, count: int, *, predictions: Sequence[int] | None = None,
-                    confidences: Sequence[float] | None = None) -> tuple[int, ...]:
-    """Showcase samples that inform, deterministically, in this order of roles: the most
-    confidently correct sample, the most confidently misclassified one (when any is), the least
-    confidently correct one, then more misclassified ones, then the most confident of the rest;
-    each role prefers a class not shown yet. Ties go to the earlier sample. Without predictions:
-    the first sample of each of the first ``count`` classes."""
-    label_list = [int(v) for v in labels.tolist()]
-    if predictions is None or confidences is None:
-        first: dict[int, int] = {}
-        for position, label in enumerate(label_list):
-            first.setdefault(label, position)
-            if len(first) == count:
-                break
-        return tuple(first[c] for c in sorted(first))
-    positions = range(len(label_list))
-    correct = [i for i in positions if int(predictions[i]) == label_list[i]]
-    wrong = [i for i in positions if int(predictions[i]) != label_list[i]]
-    most_confident = sorted(correct, key=lambda i: (-confidences[i], i))
-    least_confident = sorted(correct, key=lambda i: (confidences[i], i))
-    confidently_wrong = sorted(wrong, key=lambda i: (-confidences[i], i))
-    everything = sorted(positions, key=lambda i: (-confidences[i], i))
-    roles = [most_confident, confidently_wrong, least_confident] + [confidently_wrong] * max(0, count - 3)
-    chosen: list[int] = []
-    for slot in range(min(count, len(label_list))):
-        candidates = [i for i in (roles[slot] if slot < len(roles) else []) if i not in chosen] or \
-            [i for i in everything if i not in chosen]
-        shown = {label_list[i] for i in chosen}
-        fresh = [i for i in candidates if label_list[i] not in shown]
-        chosen.append((fresh or candidates)[0])
-    return tuple(chosen)
-
-
-def predictions_from_logits(logits: np.ndarray) -> tuple[list[int], list[float]]:
-    """Predicted class and its softmax probability per sample (softmax in float64): what the
-    showcase is chosen from."""
-    best = torch.softmax(torch.from_numpy(logits).double(), dim=1).max(dim=1)
-    return [int(v) for v in best.indices.tolist()], [float(v) for v in best.values.tolist()]
 
 
 def run_capture(
@@ -254,7 +261,7 @@ def run_capture(
                 return
             if acc is None:
                 acc = accumulators[name] = _new_accumulator(name, path, module, output, args, producers,
-                                                            batch[0], class_token, len(positions))
+                                                            batch[0], class_token, len(positions), count)
                 order.append(name)
                 producers[id(output)] = (output, name, acc.layout.kind)
             with torch.no_grad():
@@ -322,7 +329,7 @@ def run_capture(
 
 def _new_accumulator(name: str, path: str, module: nn.Module, output: Tensor, args: object,
                      producers: dict[int, tuple[Tensor, str, str]], batch: int, class_token: bool,
-                     showcase: int) -> _LayerAccumulator:
+                     showcase: int, samples: int) -> _LayerAccumulator:
     first = args[0] if isinstance(args, tuple) and args and isinstance(args[0], Tensor) else None
     source = producers.get(id(first)) if first is not None else None
     type_name = type(module).__name__
@@ -330,7 +337,7 @@ def _new_accumulator(name: str, path: str, module: nn.Module, output: Tensor, ar
     layout = layouts.classify(tuple(output.shape), batch, type_name, inherited=inherited, class_token=class_token)
     # A pure reshape of another captured layer's output holds the same values: its row would repeat.
     repeats = source[1] if source is not None and type_name in layouts.RESHAPE_TYPES else None
-    return _LayerAccumulator(name, path, module, showcase, layout, repeats)
+    return _LayerAccumulator(name, path, module, showcase, layout, repeats, samples)
 
 
 def _forward(model: nn.Module, x: Tensor, ran: list[str]) -> Tensor:

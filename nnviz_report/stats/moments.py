@@ -18,6 +18,7 @@ import threading
 import numpy as np
 import torch
 
+from . import fused
 from .histogram import histogram_quantile
 
 MIN_EXPONENT = -60  # smallest bin width 2**-60: far below float32 resolution around 1
@@ -90,7 +91,7 @@ class RunningMoments:
         finite float32/float64 batches of ordinary magnitude, where it equals the direct mean to
         float rounding."""
         flat = values.detach().reshape(-1)
-        if flat.numel() == 0:
+        if flat.numel() == 0 or self.update_fused(flat) is not None:
             return
         if flat.dtype not in (torch.float32, torch.float64):
             flat = flat.float()  # integers, and half precision, whose sums would lose digits
@@ -112,21 +113,81 @@ class RunningMoments:
         # (an exploding or vanishing layer); only then is the batch worth a float64 copy.
         extreme = magnitude > _FLOAT32_SAFE_MAX or 0 < hi_value - lo_value < _FLOAT32_SAFE_MIN
         batch_mean, batch_m2 = _mean_and_m2(flat.double() if extreme else flat, None if extreme else mean)
+        self._fold(n, batch_mean, batch_m2, lo_value, hi_value, n - count_nonzero(flat))
+        self._add_to_histogram(flat, lo_value, hi_value)
+
+    def update_fused(self, values: torch.Tensor, *, rows: int = 1, channels: int = 1,
+                     row_means: torch.Tensor | None = None,
+                     channel_max: torch.Tensor | None = None) -> fused.ActivationPass | None:
+        """The batch through the compiled kernel (stats/fused.py), seen as ``rows`` rows (the
+        capture has each row's mean and each channel's maximum written into its buffers on the
+        way): one pass, or two
+        for a layer's first batch, when the bins must widen, or when the batch's mean lies far from
+        the running mean. None, with nothing folded, where the kernel cannot take the batch (not
+        built, not contiguous float32 on the CPU, NaN or ±inf, bins beyond float32's exact
+        integers): the torch path of ``update`` then does."""
+        if not fused.accepts(values):
+            return None
+        n = values.numel()
+        guess = self._next_window()
+        shift = self._mean if self.count else 0.0
+        first = fused.activation_pass(values, rows=rows, shift=shift, window=guess, channels=channels,
+                                      row_means=row_means, channel_max=channel_max)
+        if not math.isfinite(first.sum):
+            return None
+        exponent = _bin_exponent(min(self.min, first.min), max(self.max, first.max), self.max_bins)
+        scale = 2.0**-exponent
+        start = math.floor(first.min * scale)
+        window = fused.Window(exponent, start, math.floor(first.max * scale) - start + 1)
+        if not window.fits():
+            return None
+        batch_mean = first.sum / n
+        # Σ(x - shift)² - n·(mean - shift)² is Σ(x - mean)²; the subtraction loses the digits of the
+        # ratio of the two, so a batch far from the running mean is summed again about its own.
+        batch_m2 = first.squares - n * (batch_mean - shift) ** 2
+        counts = None
+        if guess is not None and guess.exponent == exponent and first.outside == 0 and first.counts is not None:
+            counts = first.counts[start - guess.start : start - guess.start + window.bins].copy()
+        if counts is None or not first.squares <= 1e4 * batch_m2:
+            second = fused.activation_pass(values, rows=1, shift=batch_mean, window=window if counts is None else None)
+            batch_m2 = second.squares
+            if counts is None and second.counts is not None:
+                counts = second.counts.copy()
+        assert counts is not None
+        self._fold(n, batch_mean, batch_m2, first.min, first.max, first.zeros)
+        self._set_exponent(exponent)
+        self._place(start, counts)
+        return first
+
+    def _next_window(self) -> fused.Window | None:
+        """The bins the next batch can fill without widening them: every histogram of at most
+        max_bins bins at the current width that covers the range so far. None before the first."""
+        if self._exponent is None or self.count == 0:
+            return None
+        scale = 2.0**-self._exponent
+        start = math.floor(self.max * scale) - self.max_bins + 1
+        window = fused.Window(self._exponent, start, math.floor(self.min * scale) + self.max_bins - start)
+        return window if window.fits() else None
+
+    def _fold(self, n: int, batch_mean: float, batch_m2: float, lo: float, hi: float, zeros: int) -> None:
+        """Chan's pairwise update of count, mean and m2, and the extremes and zeros."""
         total = self.count + n
         delta = batch_mean - self._mean
         self._mean += delta * n / total
         self._m2 += batch_m2 + delta * delta * self.count * n / total
         self.count = total
-        self.zeros += n - count_nonzero(flat)
-        self.min = min(self.min, lo_value)
-        self.max = max(self.max, hi_value)
-        self._add_to_histogram(flat, lo_value, hi_value)
+        self.zeros += zeros
+        self.min = min(self.min, lo)
+        self.max = max(self.max, hi)
 
-    def _add_to_histogram(self, x: torch.Tensor, lo: float, hi: float) -> None:
-        exponent = _bin_exponent(self.min, self.max, self.max_bins)
+    def _set_exponent(self, exponent: int) -> None:
         if self._exponent is not None and exponent > self._exponent:
             self._merge_bins(exponent - self._exponent)
         self._exponent = exponent
+
+    def _add_to_histogram(self, x: torch.Tensor, lo: float, hi: float) -> None:
+        exponent = _bin_exponent(self.min, self.max, self.max_bins)
+        self._set_exponent(exponent)
         # Scaling by a power of two and flooring are exact, so every value lands in the same
         # zero-aligned bin whichever batch it arrives in; histc then counts integer values.
         scale = 2.0**-exponent
@@ -237,6 +298,13 @@ class RunningGradient:
         flat = values.detach().reshape(-1)
         if flat.numel() == 0:
             return
+        if fused.accepts(flat):
+            squares, peak = fused.gradient_pass(flat)
+            if math.isfinite(squares):  # else the torch path below counts the non-finite values
+                self.count += flat.numel()
+                self._sum_squares += squares
+                self.max_abs = max(self.max_abs, peak)
+                return
         norm, peak = _norm_and_peak(flat)
         if not (math.isfinite(norm) and math.isfinite(peak)):
             finite = flat[torch.isfinite(flat)]
