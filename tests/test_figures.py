@@ -169,7 +169,7 @@ def test_deep_depth_charts_draw_no_element_per_point_and_rasterise_their_violins
     assert uses(200) < 150  # no markers, no minor tick per layer: the ~40 labelled ticks, y ticks, legend (was 880)
 
     rng = np.random.default_rng(0)
-    for n, raster in ((20, False), (80, True)):
+    for n, raster in ((20, False), (120, True)):
         figure = weight_distribution_figure([f"w{i}" for i in range(n)], [rng.normal(size=300) for _ in range(n)])
         assert (b"<image" in figure.data) is raster
         assert figure.data.count(b"<text") > 5  # labels stay text either way

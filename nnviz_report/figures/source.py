@@ -28,7 +28,7 @@ VALUE_LEVELS = 4095
 # its own size to the next: it only thickens the line, and each one is an element the PDF's
 # renderer draws separately (DenseNet-121's five depth charts held 2 500 of them, 2.3 s of its PDF).
 # As many weight violins are drawn as one embedded image; the caption says so (render/html.py).
-MARKED_POINTS = 60
+MARKED_POINTS = 100
 
 
 def encode_pixels(pixels: np.ndarray) -> str:
