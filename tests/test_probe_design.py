@@ -175,3 +175,27 @@ def test_large_samples_take_fewer_cells_per_image_within_the_budget() -> None:
     rows = sorted(r for c in cells for r in c.positions)
     assert rows == list(range(1000))
     assert all({labels[r] for r in c.positions} == set(range(10)) for c in cells)
+
+
+def test_the_probes_run_a_copy_with_batch_norms_folded_into_their_convolutions() -> None:
+    from nnviz_report.probes import folded_batch_norms
+
+    model = load_model("resnet20").module.eval()
+    folded = folded_batch_norms(model)
+    assert folded is not model
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 21  # the model itself untouched
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        np.testing.assert_allclose(folded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+    class Branchy(nn.Module):  # data-dependent control flow: fx cannot trace it
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bn(self.conv(x)) if x.sum() > 0 else x
+
+    branchy = Branchy().eval()
+    assert folded_batch_norms(branchy) is branchy
