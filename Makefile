@@ -27,7 +27,7 @@ OUT ?= out/$(subst :,-,$(MODEL))
 APT_INSTALL = SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
 	$$SUDO apt-get update -q && $$SUDO apt-get install -y -q
 
-.PHONY: report test system-deps fonts examples bench clean
+.PHONY: report test system-deps fonts compiler examples bench clean
 
 # PIP_ENV: setuptools' editable install prints an "InformationOnly" banner (folders named like the
 # package in the working directory may shadow it); here that folder is the package itself, so the
@@ -36,11 +36,17 @@ PIP_ENV := PYTHONWARNINGS="ignore:Editable installation"
 
 # setup.py builds the optional C kernel of the capture in place (skipped, with the torch path
 # instead, where no C compiler is found); a changed kernel source reinstalls, which rebuilds it.
-$(BIN)/nnviz-report: pyproject.toml setup.py nnviz_report/stats/_fused.c
+$(BIN)/nnviz-report: pyproject.toml setup.py nnviz_report/stats/_fused.c | compiler
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(PIP_ENV) $(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
+
+# A C compiler for that kernel, installed (Debian) before the venv when none is found: the example
+# reports' numbers are the kernel's, and tests/test_examples.py compares them byte for byte.
+compiler:
+	@command -v cc >/dev/null || command -v gcc >/dev/null || { if command -v apt-get >/dev/null; then \
+	  $(APT_INSTALL) gcc libc6-dev; else echo "make: no C compiler: the capture takes its slower torch path" >&2; fi; }
 
 # The report's PDF embeds exactly DejaVu Sans, DejaVu Sans Bold and DejaVu Sans Mono (pdffonts on
 # any example_reports/*/report.pdf), all three from Debian's fonts-dejavu-core. With them installed

@@ -31,6 +31,12 @@ make_examples = load_script()
 def test_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not make_examples.ARCHIVE.exists():
         pytest.skip(f"the CIFAR-10 JPEG archive is not at {make_examples.ARCHIVE}")
+    from nnviz_report.stats import fused
+
+    if not fused.available():
+        # The examples' numbers are the fused kernel's; the torch path differs in the last digits.
+        pytest.skip("the capture's C kernel is not built here (no C compiler at install; `make` installs gcc): "
+                    "the examples' last digits are the kernel's")
     return make_examples.cifar10_test_split(cache=tmp_path_factory.mktemp("cache"))
 
 
