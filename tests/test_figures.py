@@ -147,12 +147,14 @@ def test_svg_takes_the_page_colours() -> None:
 def test_markers_only_where_a_line_does_not_reach_on_deep_charts() -> None:
     """Past MARKED_POINTS points a marker per point only thickens the line and costs the PDF one
     drawn element each: then only isolated points (between missing ones) keep theirs."""
-    from nnviz_report.figures.common import MARKED_POINTS, isolated_points
+    from nnviz_report.figures.common import MARKED_POINTS, line_markers
 
-    assert isolated_points([1.0, 2.0, float("nan")]) is None  # few points: every marker
+    assert line_markers([1.0, 2.0, float("nan")], "o") == {"marker": "o"}  # few points: every marker
     deep = np.arange(MARKED_POINTS + 10, dtype=float)
+    assert line_markers(deep, "o") == {"marker": ""}  # a continuous deep line: none, in the legend too
     deep[[5, 7, 8, 20]] = np.nan  # 6 is alone between two gaps; 19 and 21 are line ends
-    assert np.flatnonzero(isolated_points(deep)).tolist() == [6]
+    chosen = line_markers(deep, "o")
+    assert chosen["marker"] == "o" and np.flatnonzero(chosen["markevery"]).tolist() == [6]
 
 
 def test_deep_depth_charts_draw_no_element_per_point_and_rasterise_their_violins() -> None:

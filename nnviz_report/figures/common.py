@@ -134,17 +134,19 @@ def depth_axis(ax: Axes, names: list[str], *, axis_inches: float = DEPTH_WIDTH -
     ax.set_xlim(-pad, max(len(names), 1) - 1 + pad)  # no layer (a TorchScript model): an empty axis
 
 
-def isolated_points(values: Sequence[float] | np.ndarray) -> Any:
-    """``markevery`` for a line of ``values``: every point when they are few; otherwise only the
-    points no line segment reaches (a finite value between missing ones), which would vanish
-    without their marker."""
+def line_markers(values: Sequence[float] | np.ndarray, marker: str) -> dict[str, Any]:
+    """``marker`` and ``markevery`` for a line of ``values``: every point marked when they are few
+    (MARKED_POINTS); otherwise only the points no line segment reaches (a finite value between
+    missing ones), which would vanish without their marker, and no marker at all, in the legend
+    too, when there is no such point."""
     values = np.asarray(values, dtype=float)
     if values.size <= MARKED_POINTS:
-        return None  # matplotlib's default: every point
+        return {"marker": marker}
     finite = np.isfinite(values)
     before = np.concatenate([[False], finite[:-1]])
     after = np.concatenate([finite[1:], [False]])
-    return finite & ~before & ~after
+    isolated = finite & ~before & ~after
+    return {"marker": marker, "markevery": isolated} if isolated.any() else {"marker": ""}
 
 
 def plain_log_labels(ax: Axes) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..report_model import Figure
-from .common import CATEGORICAL, DEPTH_WIDTH, depth_axis, isolated_points, new_figure, style, svg_figure
+from .common import CATEGORICAL, DEPTH_WIDTH, depth_axis, line_markers, new_figure, style, svg_figure
 
 
 def weight_change_figure(names: list[str], relative: list[float | None]) -> Figure:
@@ -39,8 +39,8 @@ def cka_change_figure(names: list[str], cka: list[float | None]) -> Figure:
         fig = new_figure(DEPTH_WIDTH, 3.2)
         ax = fig.add_subplot()
         ax.axhline(1.0, color="#888888", linewidth=0.8, linestyle="--")
-        ax.plot(x, values, color=CATEGORICAL[1], linewidth=1.4, marker="o", markersize=3,
-                markevery=isolated_points(values))
+        ax.plot(x, values, color=CATEGORICAL[1], linewidth=1.4, markersize=3,
+                **line_markers(values, "o"))
         depth_axis(ax, names, pad=0.6)
         ax.set_ylim(-0.02, 1.05)
         ax.set_ylabel("CKA(base, head)")

@@ -10,7 +10,7 @@ from .common import (
     DEPTH_WIDTH,
     depth_axis,
     drawable_names,
-    isolated_points,
+    line_markers,
     new_figure,
     plain_log_labels,
     style,
@@ -31,12 +31,12 @@ def gradient_flow_figure(names: list[str], ratios: list[float | None], mean_abs:
         fig = new_figure(DEPTH_WIDTH, 2.7)
         ax = fig.add_subplot()
         ax.axhspan(low, high, color=CATEGORICAL[2], alpha=0.08, label=f"healthy ‖g‖/‖w‖ {low:g}–{high:g}")
-        ax.plot(x, np.maximum(max_abs, floor), color=CATEGORICAL[4], linewidth=0.8, marker=".",
-                markevery=isolated_points(max_abs), label="max |g|")
-        ax.plot(x, np.maximum(mean_abs, floor), color=CATEGORICAL[0], linewidth=1.0, marker=".",
-                markevery=isolated_points(mean_abs), label="mean |g|")
-        ax.plot(x, np.maximum(ratio, floor), color=CATEGORICAL[1], linewidth=1.4, marker="o", markersize=3,
-                markevery=isolated_points(ratio), label="‖g‖ / ‖w‖")
+        ax.plot(x, np.maximum(max_abs, floor), color=CATEGORICAL[4], linewidth=0.8,
+                **line_markers(max_abs, "."), label="max |g|")
+        ax.plot(x, np.maximum(mean_abs, floor), color=CATEGORICAL[0], linewidth=1.0,
+                **line_markers(mean_abs, "."), label="mean |g|")
+        ax.plot(x, np.maximum(ratio, floor), color=CATEGORICAL[1], linewidth=1.4, markersize=3,
+                **line_markers(ratio, "o"), label="‖g‖ / ‖w‖")
         vanishing = ratio < low
         exploding = ratio > high
         if vanishing.any():

@@ -19,7 +19,7 @@ from .common import (
     depth_axis,
     depth_labels,
     drawable_names,
-    isolated_points,
+    line_markers,
     matrix_cells,
     new_figure,
     ordinal,
@@ -125,13 +125,13 @@ def separability_figure(names: list[str], accuracy: list[float | None], fisher: 
         fig = new_figure(DEPTH_WIDTH, 2.6)
         ax = fig.add_subplot()
         ax.axhline(chance * 100, color="#888888", linestyle=":", linewidth=1, label=f"chance {chance:.0%}")
-        ax.plot(x, acc * 100, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.4,
-                markevery=isolated_points(acc), label="nearest-class-mean accuracy")
+        ax.plot(x, acc * 100, color=CATEGORICAL[0], markersize=3, linewidth=1.4,
+                **line_markers(acc, "o"), label="nearest-class-mean accuracy")
         ax.set_ylim(0, 100)
         ax.set_ylabel("held-out accuracy (%)")
         right = ax.twinx()
-        right.plot(x, fr, color=CATEGORICAL[1], marker=".", linewidth=0.9, linestyle="--",
-                   markevery=isolated_points(fr), label="Fisher ratio")
+        right.plot(x, fr, color=CATEGORICAL[1], linewidth=0.9, linestyle="--",
+                   **line_markers(fr, "."), label="Fisher ratio")
         right.set_ylabel("Fisher ratio tr(S_B)/tr(S_W)")
         right.set_ylim(bottom=0)
         right.grid(False)

@@ -12,7 +12,7 @@ from .common import (
     DEPTH_WIDTH,
     depth_axis,
     drawable_names,
-    isolated_points,
+    line_markers,
     new_figure,
     style,
     svg_figure,
@@ -86,8 +86,8 @@ def spectral_depth_figure(names: list[str], alphas: list[float | None], stable_r
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
         low, high = ALPHA_BAND
         top.axhspan(low, high, color=CATEGORICAL[2], alpha=0.1, label=f"α {low:g}–{high:g}")
-        top.plot(x, alpha, color=CATEGORICAL[1], marker="o", markersize=3, linewidth=1.2,
-                 markevery=isolated_points(alpha), label="power-law α")
+        top.plot(x, alpha, color=CATEGORICAL[1], markersize=3, linewidth=1.2,
+                 **line_markers(alpha, "o"), label="power-law α")
         if missing.any():
             # at the foot of the panel, not at any α value
             top.scatter(x[missing], np.full(missing.sum(), 0.06), marker="x", color="#888888", s=18,
@@ -96,13 +96,13 @@ def spectral_depth_figure(names: list[str], alphas: list[float | None], stable_r
         fitted = alpha[~missing]
         top.set_ylim(bottom=min(1.5, float(fitted.min()) - 0.5) if fitted.size else 1.5)
         top.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=3, frameon=False, fontsize=7)
-        bottom.plot(x, stable_ranks, color=CATEGORICAL[0], marker="o", markersize=3, linewidth=1.2,
-                    markevery=isolated_points(stable_ranks), label="stable rank")
+        bottom.plot(x, stable_ranks, color=CATEGORICAL[0], markersize=3, linewidth=1.2,
+                    **line_markers(stable_ranks, "o"), label="stable rank")
         bottom.set_ylabel("stable rank")
         _scale_for(bottom, stable_ranks)
         right = bottom.twinx()
-        right.plot(x, spectral_norms, color=CATEGORICAL[5], marker=".", linewidth=0.8, linestyle="--",
-                   markevery=isolated_points(spectral_norms), label="spectral norm ‖W‖₂")
+        right.plot(x, spectral_norms, color=CATEGORICAL[5], linewidth=0.8, linestyle="--",
+                   **line_markers(spectral_norms, "."), label="spectral norm ‖W‖₂")
         right.set_ylabel("‖W‖₂")
         _scale_for(right, spectral_norms)
         right.grid(False)
