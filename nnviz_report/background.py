@@ -1,10 +1,11 @@
 """Work that uses no torch, done in a forked child process while this one goes on.
 
 A report's figures are matplotlib and numpy, and most of them wait for nothing but plain arrays:
-the weight violins and spectra need only the weights, so they can be drawn while the capture runs
-the model. Threads would not help (matplotlib holds the GIL; a side thread measurably slowed the
-capture), a second process does: on two cores the weights section of torchvision resnet18 (about
-2 s) disappears behind the capture and the probes.
+the weight charts need only the weights, so they can be drawn while the capture runs the model;
+the PDF needs only the finished report, and WeasyPrint can be imported long before. Threads would
+not help (matplotlib and WeasyPrint hold the GIL; a side thread measurably slowed the capture), a
+second process does: on two cores the weight charts of torchvision resnet18 (about 1.5 s) disappear
+behind the capture and the probes.
 
 The child is forked, so it starts at once with everything already imported and computed, and hands
 back its result pickled through a pipe. It must not run torch operations: torch's OpenMP thread
