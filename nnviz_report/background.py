@@ -49,6 +49,8 @@ class BackgroundJob(Generic[T]):
     instead when the child could not deliver it. Use it as a context manager, so that a child whose
     result is never asked for (an error or an interrupt in between) is stopped."""
 
+    _takes_input = False  # WarmJob: the child reads its argument from a second pipe
+
     def __init__(self, work: Callable[[], T], *, fork: bool = True) -> None:
         self._work = work
         self._pid: int | None = None
@@ -107,8 +109,6 @@ class BackgroundJob(Generic[T]):
             self._input = inputs[1]
         self._pid, self._reader = pid, reader
 
-    _takes_input = False
-
     def _in_child(self, _input: int | None) -> T:
         return self._work()
 
@@ -153,10 +153,10 @@ class BackgroundJob(Generic[T]):
 
 class WarmJob(BackgroundJob[T], Generic[A, T]):
     """``work(argument)`` in a child forked long before the argument exists: the child runs
-    ``warm_up()`` at once (imports, say), then waits for the argument that ``result(argument)``
-    ``send(argument)`` hands it. The PDF renderer starts this way while the model loads, so that importing WeasyPrint
-    (half a second) is off the report's critical path. ``result()`` after ``send``; it falls back
-    like BackgroundJob's, doing the work here when the child cannot deliver."""
+    ``warm_up()`` at once (imports, say), then waits for the argument ``send(argument)`` hands
+    it; ``result()`` collects what it made of it, or does the work here, like BackgroundJob's,
+    when the child cannot deliver. The PDF renderer starts this way while the model loads, so that
+    importing WeasyPrint (half a second) is off the report's critical path."""
 
     _takes_input = True
 

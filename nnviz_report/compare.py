@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from .archive_guard import ArchivedReport, read_archived_report
-from .background import WarmJob
 from .capture import CaptureResult
 from .checks import CheckInputs, match_findings, run_checks
 from .config import ReportSettings
@@ -30,7 +29,7 @@ from .figures.common import image_pixels
 from .figures.draw import changed_thumbnail, compare_figures
 from .figures.source import encode_pixels
 from .models import LoadedModel
-from .output import start_pdf_renderer
+from .output import pdf_renderer
 from .pipeline import Analysis, Prepared, ReportResult, analyse, build_report, prepare, publish
 from .progress import Progress
 from .report_model import (
@@ -110,37 +109,27 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
         raise CompareError(f"--base-json {base_json.name if base_json else ''} describes model "
                            f"{archived.model.spec!r}, not {settings.model!r}; compare needs the same --model on both "
                            "sides")
-    pdf_renderer = start_pdf_renderer(settings)  # imports WeasyPrint in a child while the models run
-    try:
-        return _compare(settings, progress, archived, base_weights, base_json, pdf_renderer)
-    finally:
-        if pdf_renderer is not None:
-            pdf_renderer.cancel()
+    with pdf_renderer(settings) as renderer:  # imports WeasyPrint in a child while the models run
+        prepared = prepare(settings, progress, extra_weights=() if base_weights is None else (base_weights,))
+        if archived is not None:
+            assert base_json is not None
+            check_same_sample(archived, base_json, prepared.sample)
 
-
-def _compare(settings: ReportSettings, progress: Progress | None, archived: ArchivedReport | None,
-             base_weights: Path | None, base_json: Path | None,
-             pdf_renderer: WarmJob[Report, bytes] | None) -> ReportResult:
-    prepared = prepare(settings, progress, extra_weights=() if base_weights is None else (base_weights,))
-    if archived is not None:
-        assert base_json is not None
-        check_same_sample(archived, base_json, prepared.sample)
-
-    head_analysis = analyse(prepared, prepared.models[0], side="head")
-    report = build_report(prepared, head_analysis)
-    if archived is None:
-        # The base's saliency maps are not shown, so they are not computed: its saliency check is off
-        # and, running on one side only, not compared.
-        base = side_of_analysis(analyse(prepared, prepared.models[1], side="base", saliency=False), "base")
-        base_name = prepared.models[1].checkpoint_name or "(initial weights)"
-    else:
-        assert base_json is not None
-        base = side_of_archive(archived)
-        base_name = base_json.name
-    prepared.progress.stage("comparison")
-    report = with_comparison(report, base, side_of_analysis(head_analysis, "head"), prepared, base_name)
-    # The gate judges the head: the comparison explains, the head is what would ship.
-    return publish(prepared, report, pdf_renderer=pdf_renderer)
+        head_analysis = analyse(prepared, prepared.models[0], side="head")
+        report = build_report(prepared, head_analysis)
+        if archived is None:
+            # The base's saliency maps are not shown, so they are not computed: its saliency check is off
+            # and, running on one side only, not compared.
+            base = side_of_analysis(analyse(prepared, prepared.models[1], side="base", saliency=False), "base")
+            base_name = prepared.models[1].checkpoint_name or "(initial weights)"
+        else:
+            assert base_json is not None
+            base = side_of_archive(archived)
+            base_name = base_json.name
+        prepared.progress.stage("comparison")
+        report = with_comparison(report, base, side_of_analysis(head_analysis, "head"), prepared, base_name)
+        # The gate judges the head: the comparison explains, the head is what would ship.
+        return publish(prepared, report, pdf_renderer=renderer)
 
 
 def with_comparison(report: Report, base: Side, head: Side, prepared: Prepared, base_name: str) -> Report:

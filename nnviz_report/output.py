@@ -187,7 +187,7 @@ def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progr
                   pdf_renderer: WarmJob[Report, bytes] | None = None) -> dict[str, Path]:
     """Every file is rendered from the report as report.json records it (``as_recorded``), so that
     ``nnviz-report render`` of that JSON gives the same bytes. ``pdf_renderer``: from
-    :func:`start_pdf_renderer`, started when the run began."""
+    :func:`pdf_renderer`, started when the run began."""
     from .report_json import as_recorded
 
     return write_report_files(as_recorded(report), settings.formats, out_dir, progress,
@@ -195,14 +195,18 @@ def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progr
                               pdf_renderer=pdf_renderer)
 
 
-def start_pdf_renderer(settings: ReportSettings) -> WarmJob[Report, bytes] | None:
+@contextmanager
+def pdf_renderer(settings: ReportSettings) -> Iterator[WarmJob[Report, bytes] | None]:
     """A child process that imports WeasyPrint and the templates now, while the model loads and
-    runs, and renders the PDF when the report is handed to it (background.WarmJob); None when no
-    PDF is asked for or no child would run (see write_report_files's ``child``)."""
+    runs, and renders the PDF when the report is handed to it (background.WarmJob), stopped when
+    the block ends however it ends; None when no PDF is asked for or no child would run (see
+    write_report_files's ``child``). Its result goes to :func:`write_outputs`."""
     if OutputFormat.PDF not in settings.formats:
-        return None
+        yield None
+        return
     job = WarmJob(pdf_work(settings.template_dir), warm_up=_warm_up_pdf, fork=settings.device.startswith("cpu"))
-    return job if job.forked else None
+    with job:
+        yield job if job.forked else None
 
 
 def pdf_work(template_dir: Path | None) -> Callable[[Report], bytes]:
@@ -229,7 +233,7 @@ def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_di
     ``source``: the report.json render read, which is not a stale file of an earlier run.
     ``child``: whether the PDF may be rendered in a child process (background.py) while this one
     renders the other files; not when a CUDA device is in use, whose state a fork must not copy.
-    ``pdf_renderer``: such a child started earlier (:func:`start_pdf_renderer`)."""
+    ``pdf_renderer``: such a child started earlier (:func:`pdf_renderer`)."""
     from .render.html import render_html
     from .render.json_record import render_json
     from .render.markdown import render_markdown

@@ -29,7 +29,7 @@ from .figures.common import image_pixels
 from .figures.draw import showcase_thumbnail
 from .figures.source import encode_pixels
 from .models import LoadedModel, load_model
-from .output import prepare_output_dir, start_pdf_renderer, write_outputs
+from .output import pdf_renderer, prepare_output_dir, write_outputs
 from .probes import assign_cells, run_probes
 from .progress import Progress
 from .report_model import (
@@ -84,14 +84,10 @@ def generate_report(**options: object) -> ReportResult:
 def run(settings: ReportSettings, *, progress: Progress | None = None) -> ReportResult:
     """``progress``: the CLI's, already showing its first line; by default one from settings."""
     # The PDF's renderer starts first, in a child that imports WeasyPrint while the model loads.
-    pdf_renderer = start_pdf_renderer(settings)
-    try:
+    with pdf_renderer(settings) as renderer:
         prepared = prepare(settings, progress)
         report = build_report(prepared, analyse(prepared, prepared.models[0]))
-        return publish(prepared, report, pdf_renderer=pdf_renderer)
-    finally:
-        if pdf_renderer is not None:
-            pdf_renderer.cancel()
+        return publish(prepared, report, pdf_renderer=renderer)
 
 
 # ---- prepare: settings → output folder, device, thresholds, sample, models ---------------------
@@ -304,7 +300,8 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
 
 
 def publish(prepared: Prepared, report: Report, *, pdf_renderer: WarmJob[Report, bytes] | None = None) -> ReportResult:
-    """Every requested file, staged and moved into place together; the exit code of the gate."""
+    """Every requested file, staged and moved into place together; the exit code of the gate.
+    ``pdf_renderer``: the child :func:`output.pdf_renderer` started when the command began."""
     paths = write_outputs(report, prepared.settings, prepared.out_dir, prepared.progress, pdf_renderer=pdf_renderer)
     prepared.progress.close()  # ends the last stage (and its timing); the CLI's closing lines follow
     return ReportResult(report, paths, exit_code_for(report.findings, prepared.settings.fail_on))
