@@ -121,11 +121,10 @@ class RunningMoments:
                      channel_max: torch.Tensor | None = None) -> fused.ActivationPass | None:
         """The batch through the compiled kernel (stats/fused.py), seen as ``rows`` rows (the
         capture has each row's mean and each channel's maximum written into its buffers on the
-        way): one pass, or two
-        for a layer's first batch, when the bins must widen, or when the batch's mean lies far from
-        the running mean. None, with nothing folded, where the kernel cannot take the batch (not
-        built, not contiguous float32 on the CPU, NaN or ±inf, bins beyond float32's exact
-        integers): the torch path of ``update`` then does."""
+        way): one pass, or two for a layer's first batch, when the bins must widen, or when the
+        batch's mean lies far from the running mean. None, with nothing folded, where the kernel
+        cannot take the batch (not built, not contiguous float32 on the CPU, NaN or ±inf, bins
+        beyond float32's exact integers): the torch path of ``update`` then does."""
         if not fused.accepts(values):
             return None
         n = values.numel()
