@@ -40,6 +40,7 @@ def main() -> None:
     settings = ReportSettings(
         model=options["model"], data=options["data"], per_class=options["per_class"], out_dir=out_dir,
         formats=OutputFormat.parse_list(options.get("formats", "html,pdf,json,md")), progress=False,
+        device=options.get("device", "cpu"),
     )
     start = time.perf_counter()
     result = pipeline.run(settings)

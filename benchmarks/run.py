@@ -6,7 +6,8 @@
 Sections (all by default; --only takes a comma-separated subset):
   process  whole report processes ÷ bare processes (import torch, read the images, one forward+backward):
            torchvision resnet18 at 100 images (full report; html+json), resnet20 JSON at 1000 images,
-           torchvision densenet121 at 20 images; with the report's own per-stage times
+           torchvision densenet121 at 20 images; with the report's own per-stage times; --device cuda
+           runs both sides on the GPU
   capture  capture of every statistic ÷ a bare forward+backward (resnet20, 1000 images, batch 100)
   memory   peak RSS of a whole report run with --per-class 500 ÷ --per-class 10 (fresh processes)
   depth    total time resnet56 ÷ resnet20 against the ratio of their layer counts, per stage
@@ -53,6 +54,7 @@ TARGETS = {
 CHILD = Path(__file__).resolve().parent / "_pipeline_child.py"
 BARE_CHILD = Path(__file__).resolve().parent / "_bare_child.py"
 THREADS: int | None = None  # --threads, passed on to the report runs
+DEVICE = "cpu"  # --device, for the whole processes of the process section
 
 
 def log(text: str = "") -> None:
@@ -85,12 +87,12 @@ def child_wall(script: Path, options: dict[str, Any]) -> tuple[float, dict[str, 
 
 
 def bench_process(data: Path, work: Path, repeats: int) -> dict[str, Any]:
-    log(f"[process] whole processes, each fresh; report ÷ bare process over the same model and images; "
-        f"{repeats} rounds, alternating")
+    log(f"[process] whole processes, each fresh, on {DEVICE}; report ÷ bare process over the same model and "
+        f"images; {repeats} rounds, alternating")
     results = []
     for what, model, per_class, formats, target in PROCESS_CASES:
         spec = model or resnet20_spec()
-        base = {"model": spec, "data": str(data), "per_class": per_class, "threads": THREADS}
+        base = {"model": spec, "data": str(data), "per_class": per_class, "threads": THREADS, "device": DEVICE}
         report = {**base, "formats": formats, "out_dir": str(work / f"process-{len(results)}")}
         walls: dict[str, list[float]] = {"bare": [], "report": []}
         runs: list[dict[str, Any]] = []
@@ -106,7 +108,8 @@ def bench_process(data: Path, work: Path, repeats: int) -> dict[str, Any]:
             f"ratio {ratio:.2f} (target ≤ {target}) {verdict(ratio, target)}")
         log("    stages of the median report run: import " + fmt_s(typical["import_s"]) + ", "
             + ", ".join(f"{stage} {fmt_s(seconds)}" for stage, seconds in typical["stages"].items()))
-        results.append({"what": what, "model": spec, "per_class": per_class, "formats": formats, "target": target,
+        results.append({"what": what, "device": DEVICE, "model": spec, "per_class": per_class, "formats": formats,
+                        "target": target,
                         "bare_s": walls["bare"], "report_s": walls["report"], "ratio": ratio,
                         "met": ratio <= target, "stages": typical["stages"], "import_s": typical["import_s"]})
     return {"cases": results}
@@ -436,21 +439,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     parser.add_argument("--threads", type=int, help="torch intra-op threads, here and in the report runs "
                         "(default: torch's choice, one per core)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the process section's report "
+                        "and bare processes run the model (the other sections run on the CPU)")
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in (*SECTIONS, "profile")]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}")
     data = cifar_test_split(args.data)
-    global THREADS
-    THREADS = args.threads
+    global THREADS, DEVICE
+    THREADS, DEVICE = args.threads, args.device
+    if DEVICE != "cpu" and not torch.cuda.is_available():
+        parser.error(f"--device {DEVICE}: CUDA is not available here")
     if THREADS:
         torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     started = time.perf_counter()
-    log(f"nnviz_report benchmarks — {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    log(f"nnviz_report benchmarks — {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+        + (f"; process section on {DEVICE} ({torch.cuda.get_device_name(DEVICE)})" if DEVICE != "cpu" else ""))
     log(f"data: {data}\n")
-    results: dict[str, Any] = {"machine": machine(), "torch": torch.__version__, "repeats": args.repeats}
+    results: dict[str, Any] = {"machine": machine(), "torch": torch.__version__, "repeats": args.repeats,
+                               "device": DEVICE}
     with tempfile.TemporaryDirectory(prefix="nnviz-bench-") as tmp:
         work = Path(tmp)
         if "process" in chosen:

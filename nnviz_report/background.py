@@ -11,8 +11,12 @@ The child is forked, so it starts at once with everything already imported and c
 back its result pickled through a pipe. It must not run torch operations: torch's OpenMP thread
 pool does not survive a fork. Callers therefore give it numpy arrays only.
 
-Nothing depends on the child: when forking is not possible or not worth it (one core, not Linux, a
-CUDA device), when the child fails in any way, or dies, its work is done again here, in this
+A CUDA device is no reason to stay in one process: the child never calls torch, so it never
+touches the CUDA context it cannot use, just as DataLoader's forked workers beside a model on the
+GPU do not.
+
+Nothing depends on the child: when forking is not possible or not worth it (one core, not Linux),
+when the child fails in any way, or dies, its work is done again here, in this
 process, so an error surfaces exactly as it would without a child, with its own message and exit
 code. Its work must be deterministic, which the report's is: the bytes are the same either way
 (tests/test_background.py checks both routes). ``NNVIZ_SERIAL=1`` turns the children off.

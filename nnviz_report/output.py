@@ -191,20 +191,19 @@ def write_outputs(report: Report, settings: ReportSettings, out_dir: Path, progr
     from .report_json import as_recorded
 
     return write_report_files(as_recorded(report), settings.formats, out_dir, progress,
-                              template_dir=settings.template_dir, child=settings.device.startswith("cpu"),
-                              pdf_renderer=pdf_renderer)
+                              template_dir=settings.template_dir, pdf_renderer=pdf_renderer)
 
 
 @contextmanager
 def pdf_renderer(settings: ReportSettings) -> Iterator[WarmJob[Report, bytes] | None]:
     """A child process that imports WeasyPrint and the templates now, while the model loads and
     runs, and renders the PDF when the report is handed to it (background.WarmJob), stopped when
-    the block ends however it ends; None when no PDF is asked for or no child would run (see
-    write_report_files's ``child``). Its result goes to :func:`write_outputs`."""
+    the block ends however it ends; None when no PDF is asked for or no child would run
+    (background.forking_pays). Its result goes to :func:`write_outputs`."""
     if OutputFormat.PDF not in settings.formats:
         yield None
         return
-    job = WarmJob(pdf_work(settings.template_dir), warm_up=_warm_up_pdf, fork=settings.device.startswith("cpu"))
+    job = WarmJob(pdf_work(settings.template_dir), warm_up=_warm_up_pdf)
     with job:
         yield job if job.forked else None
 
@@ -227,13 +226,12 @@ def _warm_up_pdf() -> None:
 
 
 def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_dir: Path, progress: Progress, *,
-                       template_dir: Path | None, source: Path | None = None, child: bool = True,
+                       template_dir: Path | None, source: Path | None = None,
                        pdf_renderer: WarmJob[Report, bytes] | None = None) -> dict[str, Path]:
     """Every format of ``report`` staged, then published together (report, compare and render).
     ``source``: the report.json render read, which is not a stale file of an earlier run.
-    ``child``: whether the PDF may be rendered in a child process (background.py) while this one
-    renders the other files; not when a CUDA device is in use, whose state a fork must not copy.
-    ``pdf_renderer``: such a child started earlier (:func:`pdf_renderer`)."""
+    The PDF is rendered in a child process (background.py) while this one renders the other files,
+    or by ``pdf_renderer``, such a child started earlier (:func:`pdf_renderer`)."""
     from .render.html import render_html
     from .render.json_record import render_json
     from .render.markdown import render_markdown
@@ -254,7 +252,7 @@ def write_report_files(report: Report, formats: tuple[OutputFormat, ...], out_di
     if pdf_renderer is not None:
         pdf_renderer.send(report)
     with staging_dir(out_dir) as staging, \
-            BackgroundJob(pdf, fork=child and wants_pdf and pdf_renderer is None) as pdf_job:
+            BackgroundJob(pdf, fork=wants_pdf and pdf_renderer is None) as pdf_job:
         names: list[str] = []
         if OutputFormat.HTML in formats or wants_pdf:
             progress.stage("rendering HTML")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import os
 import platform
 import re
 import sys
@@ -131,7 +132,26 @@ def _load(settings: ReportSettings, weights: Path | None) -> LoadedModel:
 def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but CUDA is not available here; use --device cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        deterministic_cuda()
+    return device
+
+
+def deterministic_cuda() -> None:
+    """Same inputs, same bytes on a GPU too. By default cuDNN picks its kernels by timing them and
+    several CUDA kernels add with atomics, so two runs of one model differ in the last digits (seen
+    on an H200: report.json differed between two runs of torchvision resnet18 while every rounded
+    number in the HTML agreed). cuBLAS is deterministic only with a fixed workspace, which it reads
+    when its first handle is made, before any model runs here. And full float32: cuDNN's
+    convolutions default to TF32 (a 10-bit mantissa) on Ampere and later GPUs, which moved some
+    of resnet18's gradient statistics by 1e-4 to 4 % against the same run in float32."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 # ---- analyse: capture → statistics → checks ------------------------------------------------------
@@ -160,14 +180,13 @@ def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency
     suffix = f" ({side})" if side else ""
     torch.manual_seed(settings.seed)  # each side starts from the same state, as a plain report run does
     # Weights, saliency and the probes come before the checks, which judge them too. The weight
-    # charts need only the weights: a child process draws them while the model runs (background.py;
-    # not beside a CUDA device, whose state a fork must not copy). Anchors are handed out here, in
-    # this process, in the same order as without a child.
+    # charts need only the weights: a child process draws them while the model runs (background.py).
+    # Anchors are handed out here, in this process, in the same order as without a child.
     progress.stage(f"weight statistics{suffix}")
     anchors = Anchors()
     weights_tabled = weights_tables(weight_tensors(loaded.module), anchors, first_convolution(loaded.module))
     with BackgroundJob(lambda: weights_tabled and with_weight_figures(weights_tabled),
-                       fork=weights_tabled is not None and prepared.device.type == "cpu") as weight_charts:
+                       fork=weights_tabled is not None) as weight_charts:
         capture = capture_sample(loaded, sample, settings, prepared.device, progress, label=f"capture{suffix}")
         robustness = robustness_probe(loaded, sample, settings, prepared.device, progress, capture)
         maps = None
@@ -257,7 +276,7 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
     # The summary, activation and gradient sections are charts of plain arrays: a child process
     # draws them while this one builds the slices, the flow diagram and the weight sketches
     # (background.py; the ones here hand out anchors or run torch).
-    with BackgroundJob(charts, fork=prepared.device.type == "cpu") as drawing:
+    with BackgroundJob(charts) as drawing:
         progress.stage("slices")
         slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
         flow = None
