@@ -56,7 +56,7 @@ from .sections.activations import activations_section, layer_measurements, layer
 from .sections.anchors import Anchors
 from .sections.flow import flow_section
 from .sections.gradients import gradients_section, param_measurements, param_stats
-from .sections.robustness import robustness_section
+from .sections.robustness import robustness_numbers, with_robustness_figures
 from .sections.saliency import saliency_section
 from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
@@ -168,7 +168,7 @@ class Analysis:
     params: tuple[ParamStats, ...]
     weights: WeightsSection | None  # None: no weight matrix or kernel
     saliency: SaliencySection | None  # None: no showcase sample, or not asked for
-    robustness: RobustnessSection
+    robustness: RobustnessSection  # its charts not drawn yet: build_report draws them
     findings: tuple[Finding, ...]  # worst first
     verdict: Verdict
 
@@ -187,17 +187,7 @@ def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency
     weights_tabled = weights_tables(weight_tensors(loaded.module), anchors, first_convolution(loaded.module))
     with BackgroundJob(lambda: weights_tabled and with_weight_figures(weights_tabled),
                        fork=weights_tabled is not None) as weight_charts:
-        capture = capture_sample(loaded, sample, settings, prepared.device, progress, label=f"capture{suffix}")
-        robustness = robustness_probe(loaded, sample, settings, prepared.device, progress, capture)
-        maps = None
-        positions = list(capture.showcase_positions)
-        if saliency and positions:
-            progress.stage("saliency")
-            maps = saliency_section(
-                loaded.module, normalise(sample.images[positions]), sample.images[positions].numpy(),
-                sample.labels[positions], torch.from_numpy(capture.logits[positions].argmax(axis=1)),
-                positions=positions, layers=capture.layers, gradcam_layer=settings.gradcam_layer,
-                device=prepared.device)
+        capture, robustness, maps = run_model(prepared, loaded, suffix, saliency=saliency)
         progress.stage(f"figures{suffix}")  # what is left of drawing the weight charts
         weights = weight_charts.result()
 
@@ -206,6 +196,24 @@ def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency
                        robustness=robustness)
     return Analysis(loaded, capture, anchors, stats.performance, tuple(stats.layers), tuple(stats.params), weights,
                     maps, robustness, tuple(stats.findings), stats.verdict)
+
+
+def run_model(prepared: Prepared, loaded: LoadedModel, suffix: str, *,
+              saliency: bool) -> tuple[CaptureResult, RobustnessSection, SaliencySection | None]:
+    """Everything that runs the model: the capture, the robustness probes and the saliency maps."""
+    settings, progress, sample = prepared.settings, prepared.progress, prepared.sample
+    capture = capture_sample(loaded, sample, settings, prepared.device, progress, label=f"capture{suffix}")
+    robustness = robustness_probe(loaded, sample, settings, prepared.device, progress, capture)
+    maps = None
+    positions = list(capture.showcase_positions)
+    if saliency and positions:
+        progress.stage("saliency")
+        maps = saliency_section(
+            loaded.module, normalise(sample.images[positions]), sample.images[positions].numpy(),
+            sample.labels[positions], torch.from_numpy(capture.logits[positions].argmax(axis=1)),
+            positions=positions, layers=capture.layers, gradcam_layer=settings.gradcam_layer,
+            device=prepared.device)
+    return capture, robustness, maps
 
 
 def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
@@ -231,7 +239,7 @@ def robustness_probe(loaded: LoadedModel, sample: SampleSet, settings: ReportSet
         runs = run_probes(loaded.module, sample.images, sample.indices, cells, batch_size=settings.batch_size,
                           device=device, seed=settings.seed, progress=advance)
     position = capture.showcase_positions[0] if capture.showcase_positions else 0
-    return robustness_section(capture.logits, sample.labels.numpy(), runs, sample.images.numpy(), sample.indices,
+    return robustness_numbers(capture.logits, sample.labels.numpy(), runs, sample.images.numpy(), sample.indices,
                               thumbnail_position=position, seed=settings.seed)
 
 
@@ -275,7 +283,8 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
 
     # The summary, activation and gradient sections are charts of plain arrays: a child process
     # draws them while this one builds the slices, the flow diagram and the weight sketches
-    # (background.py; the ones here hand out anchors or run torch).
+    # (background.py; those hand out anchors or run torch) and draws the robustness charts, put off
+    # until now for that.
     with BackgroundJob(charts) as drawing:
         progress.stage("slices")
         slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
@@ -286,7 +295,8 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
             flow = flow_section(module, example, analysis.layers, analysis.params, anchors,
                                 direction=settings.graph_direction, fold=settings.graph_fold,
                                 group_depth=settings.graph_group_depth)
-        progress.stage("tables")  # the summary, activation and gradient sections, and the weight sketches
+        progress.stage("tables")  # the summary, activation and gradient sections, the weight sketches
+        robustness = with_robustness_figures(analysis.robustness)
         sketches = sketch_weights(module.named_parameters())
         summary, activations, gradients = drawing.result()
     return Report(
@@ -313,7 +323,7 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
         slices=slices,
         saliency=analysis.saliency,
         flow=flow,
-        robustness=analysis.robustness,
+        robustness=robustness,
         weight_sketches=sketches,
     )
 

@@ -95,6 +95,15 @@ def robustness_section(clean_logits: np.ndarray, labels: np.ndarray, runs: Seque
     """``images``: the sample's uint8 (N, 3, H, W) pixels (for the thumbnails). Each run covers the
     sample rows of its cell (nnviz_report.probes' design); drops are against the clean accuracy of
     those same rows, so the subset's luck in which images it drew cancels."""
+    return with_robustness_figures(robustness_numbers(clean_logits, labels, runs, images, source_indices,
+                                                      thumbnail_position=thumbnail_position, seed=seed, bins=bins))
+
+
+def robustness_numbers(clean_logits: np.ndarray, labels: np.ndarray, runs: Sequence[ProbeRun],
+                       images: np.ndarray, source_indices: Sequence[int], *, thumbnail_position: int,
+                       seed: int, bins: int = DEFAULT_BINS) -> RobustnessSection:
+    """:func:`robustness_section` without its two charts (``Figure.undrawn``): everything the checks
+    and a comparison read. The pipeline draws the charts later, while it waits for a child process."""
     calibration = calibration_stats(clean_logits, labels, bins=bins, seed=seed)
     clean = calibration.accuracy
     clean_correct = softmax(clean_logits).argmax(axis=1) == labels
@@ -135,7 +144,12 @@ def robustness_section(clean_logits: np.ndarray, labels: np.ndarray, runs: Seque
         cells=len(results), cells_per_image=evaluations // len(labels) if len(labels) else 0,
         severities_paired=paired, evaluations=evaluations,
         cell_count_min=min(counts), cell_count_max=max(counts))
-    # Drawn from the section's own numbers, exactly as render draws them from report.json.
+    return section
+
+
+def with_robustness_figures(section: RobustnessSection) -> RobustnessSection:
+    """The section with its reliability and corruption-accuracy charts, drawn from its own numbers,
+    exactly as render draws them from report.json."""
     reliability, accuracy = robustness_figures(section)
     return dataclasses.replace(section, reliability_figure=reliability, accuracy_figure=accuracy)
 
