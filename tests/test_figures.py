@@ -175,3 +175,64 @@ def test_deep_depth_charts_draw_no_element_per_point_and_rasterise_their_violins
         figure = weight_distribution_figure([f"w{i}" for i in range(n)], [rng.normal(size=300) for _ in range(n)])
         assert (b"<image" in figure.data) is raster
         assert figure.data.count(b"<text") > 5  # labels stay text either way
+
+
+# ---- bare groups: matplotlib's id-only <g> wrappers, removed before the SVG is stored ---------------
+
+def _drawn_elements(svg: str) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
+    """Every element other than a group, in document order, with the attributes it inherits from
+    its enclosing groups (ids left out: they draw nothing) and its own text: what a renderer draws."""
+    import xml.etree.ElementTree as ET
+
+    drawn = []
+
+    def walk(node: ET.Element, inherited: tuple[tuple[str, str], ...]) -> None:
+        tag = node.tag.split("}")[-1]
+        own = tuple(sorted((k, v) for k, v in node.attrib.items() if k != "id" or tag != "g"))
+        if tag == "g":
+            inherited = (*inherited, *own)
+        else:
+            drawn.append((tag, (*inherited, *own), (node.text or "").strip()))
+        for child in node:
+            walk(child, inherited)
+
+    walk(ET.fromstring(svg), ())
+    return drawn
+
+
+def test_bare_groups_go_and_nothing_drawn_changes() -> None:
+    from matplotlib.figure import Figure as MplFigure
+
+    from nnviz_report.figures.common import style, without_bare_groups
+
+    fig = MplFigure(figsize=(3, 2))
+    ax = fig.add_subplot()
+    ax.plot([0, 1, 2], [1, 0, 2], marker="o", label="a line")  # markers: <use> of a <defs> path
+    ax.bar([0, 1], [1, 2], hatch="//")  # hatches: a <pattern> referred to by url(#…)
+    ax.legend()
+    ax.set_title("title")
+    buffer = io.StringIO()
+    with style():
+        fig.savefig(buffer, format="svg")
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg"):]
+    flat = without_bare_groups(svg)
+
+    assert _drawn_elements(flat) == _drawn_elements(svg)
+    assert flat.count("<g") < svg.count("<g") / 3
+    assert 'id="' in flat  # the definitions that markers and hatches refer to stay
+
+
+@pytest.mark.parametrize(("svg", "expected"), [
+    ('<svg><g id="a"><path d="M0"/></g></svg>', '<svg><path d="M0"/></svg>'),
+    ('<svg><g id="a"/><g style="x"/></svg>', '<svg><g style="x"/></svg>'),  # an empty bare group goes whole
+    ('<svg><g id="t"> <title>tip</title><path/></g></svg>', '<svg><g id="t"> <title>tip</title><path/></g></svg>'),
+    ('<svg><defs><g id="m"><path/></g></defs><use xlink:href="#m"/></svg>',
+     '<svg><defs><g id="m"><path/></g></defs><use xlink:href="#m"/></svg>'),  # referred to: kept
+    ('<svg><g id="c" clip-path="url(#p)"><g id="d"><path/></g></g></svg>',
+     '<svg><g id="c" clip-path="url(#p)"><path/></g></svg>'),
+])
+def test_bare_groups_cases(svg: str, expected: str) -> None:
+    from nnviz_report.figures.common import without_bare_groups
+
+    assert without_bare_groups(svg) == expected
