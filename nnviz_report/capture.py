@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -387,24 +388,28 @@ def _batch_first_only(layer: LayerCapture, count: int) -> LayerCapture:
 
 
 def _parameter_summaries(model: nn.Module) -> list[ParamCapture]:
+    """Norms and magnitudes of each parameter and its gradient, accumulated in float64 without a
+    float64 copy of either. A norm is finite exactly when every value is (float32 squares summed
+    in float64 cannot overflow), so the non-finite values are counted only when it is not: the
+    counting passes cost as much as the rest together on a model of 11 million parameters."""
     summaries = []
     for name, p in model.named_parameters():
-        grad = p.grad if p.grad is not None else torch.zeros_like(p)
-        g = grad.detach().to(torch.float64)
         w = p.detach()
-        finite = torch.isfinite(g)
+        g = p.grad.detach() if p.grad is not None else torch.zeros_like(w)
+        magnitudes = g.abs()
+        weight_norm, grad_norm = tensor_norm(w), tensor_norm(g)
         summaries.append(
             ParamCapture(
                 name=name,
                 module_path=name.rpartition(".")[0],
                 shape=tuple(p.shape),
                 numel=p.numel(),
-                weight_norm=tensor_norm(w),
-                grad_norm=tensor_norm(g),
-                mean_abs_grad=float(g.abs().mean()) if g.numel() else 0.0,
-                max_abs_grad=float(g.abs().max()) if g.numel() else 0.0,
-                nonfinite_weights=int((~torch.isfinite(w)).sum()),
-                nonfinite_grads=int((~finite).sum()),
+                weight_norm=weight_norm,
+                grad_norm=grad_norm,
+                mean_abs_grad=float(magnitudes.sum(dtype=torch.float64)) / g.numel() if g.numel() else 0.0,
+                max_abs_grad=float(magnitudes.max()) if g.numel() else 0.0,
+                nonfinite_weights=0 if math.isfinite(weight_norm) else int((~torch.isfinite(w)).sum()),
+                nonfinite_grads=0 if math.isfinite(grad_norm) else int((~torch.isfinite(g)).sum()),
             )
         )
     return summaries

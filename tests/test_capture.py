@@ -252,3 +252,36 @@ def test_zero_count_and_scratch_buffers_of_the_reductions() -> None:
     assert other[0] != first.data_ptr()  # each thread has its own
     release_scratch()
     assert _buffers() == {}  # nothing of this thread's buffers outlives the capture
+
+
+def test_parameter_summaries_against_numpy_with_non_finite_values() -> None:
+    """Norms, magnitudes and non-finite counts of every parameter and gradient, against numpy in
+    float64; one weight is infinite, so that its gradients and the layer's output are not finite."""
+    import math
+
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from nnviz_report.capture import _parameter_summaries
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3), nn.Linear(3, 2, bias=False))
+    model[3].weight.requires_grad_(False)  # no gradient: summarised as zeros
+    with torch.no_grad():
+        model[2].weight[1, 2] = float("inf")
+    model(torch.randn(4, 6)).sum().backward()
+
+    summaries = {s.name: s for s in _parameter_summaries(model)}
+    assert set(summaries) == {name for name, _ in model.named_parameters()}
+    for name, p in model.named_parameters():
+        w = p.detach().numpy().astype(np.float64)
+        g = p.grad.numpy().astype(np.float64) if p.grad is not None else np.zeros_like(w)
+        s = summaries[name]
+        assert s.nonfinite_weights == int((~np.isfinite(w)).sum())
+        assert s.nonfinite_grads == int((~np.isfinite(g)).sum())
+        for got, want in ((s.weight_norm, np.sqrt((w ** 2).sum())), (s.grad_norm, np.sqrt((g ** 2).sum())),
+                          (s.mean_abs_grad, np.abs(g).mean()), (s.max_abs_grad, np.abs(g).max())):
+            assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, rel=1e-12), name
+    assert summaries["2.weight"].nonfinite_weights == 1
+    assert summaries["0.weight"].nonfinite_grads > 0  # the infinite weight reaches the first layer's gradient

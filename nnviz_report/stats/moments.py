@@ -406,4 +406,9 @@ def release_scratch() -> None:
 
 
 def tensor_norm(values: torch.Tensor) -> float:
-    return float(torch.linalg.vector_norm(values.detach().to(torch.float64)))
+    """The L2 norm, each value squared and summed in float64 (without a float64 copy of floating
+    point values; integer ones, which the norm refuses, are converted)."""
+    values = values.detach()
+    if not values.is_floating_point():
+        values = values.to(torch.float64)
+    return float(torch.linalg.vector_norm(values, dtype=torch.float64))
