@@ -276,14 +276,15 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
     showcase_images = sample.images[list(capture.showcase_positions)].numpy()
     thresholds = prepared.thresholds
 
-    def charts() -> tuple[SummarySection, ActivationsSection, GradientsSection]:
+    def charts() -> tuple[SummarySection, ActivationsSection, GradientsSection, RobustnessSection]:
         return (summary_section(analysis.performance, sample.class_names),
                 activations_section(capture.layers, analysis.layers),
-                gradients_section(analysis.params, capture.first_conv, thresholds))  # figures: figures.draw
+                gradients_section(analysis.params, capture.first_conv, thresholds),  # figures: figures.draw
+                with_robustness_figures(analysis.robustness))
 
-    # The summary, activation and gradient sections are charts of plain arrays: a child process
-    # draws them while this one builds the slices, the flow diagram and the weight sketches
-    # (background.py; those hand out anchors or run torch) and draws the robustness charts, put off
+    # The summary, activation, gradient and robustness sections are charts of plain arrays: a child
+    # process draws them while this one builds the slices, the flow diagram and the weight sketches
+    # (background.py; those hand out anchors or run torch). The robustness charts were put off
     # until now for that.
     with BackgroundJob(charts) as drawing:
         progress.stage("slices")
@@ -295,10 +296,9 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
             flow = flow_section(module, example, analysis.layers, analysis.params, anchors,
                                 direction=settings.graph_direction, fold=settings.graph_fold,
                                 group_depth=settings.graph_group_depth)
-        progress.stage("tables")  # the summary, activation and gradient sections, the weight sketches
-        robustness = with_robustness_figures(analysis.robustness)
+        progress.stage("tables")  # the weight sketches, and what is left of the charts
         sketches = sketch_weights(module.named_parameters())
-        summary, activations, gradients = drawing.result()
+        summary, activations, gradients, robustness = drawing.result()
     return Report(
         schema_version=SCHEMA_VERSION,
         title=f"nnviz_report · {settings.model}",

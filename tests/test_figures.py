@@ -236,3 +236,47 @@ def test_bare_groups_cases(svg: str, expected: str) -> None:
     from nnviz_report.figures.common import without_bare_groups
 
     assert without_bare_groups(svg) == expected
+
+
+# ---- violins: seaborn's kernel density estimate, computed with numpy ---------------------------------
+
+def test_violin_density_against_scipy() -> None:
+    from scipy.stats import gaussian_kde
+
+    from nnviz_report.figures.weights import VIOLIN_BANDWIDTH, VIOLIN_GRID, violin_density
+
+    rng = np.random.default_rng(3)
+    for values in (rng.normal(0, 0.05, 2000), rng.standard_t(3, 400), np.array([0.0, 1.0]),
+                   np.concatenate([rng.normal(-1, 0.1, 300), rng.normal(2, 0.3, 100), [np.nan, np.inf]])):
+        finite = values[np.isfinite(values)]
+        kde = gaussian_kde(finite, bw_method="scott")
+        kde.set_bandwidth(kde.factor * VIOLIN_BANDWIDTH)  # as seaborn's bw_adjust does
+        grid = np.linspace(finite.min(), finite.max(), VIOLIN_GRID)
+        expected = kde(grid) / kde(grid).max()
+        got_grid, got = violin_density(values)
+        np.testing.assert_allclose(got_grid, grid)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    assert violin_density(np.full(10, 0.25)) is None
+    assert violin_density(np.array([1.0, np.nan])) is None
+
+
+def test_violins_drawn_with_their_quartiles() -> None:
+    from matplotlib.figure import Figure as MplFigure
+
+    from nnviz_report.figures.weights import VIOLIN_WIDTH, draw_violins
+
+    rng = np.random.default_rng(0)
+    values = [rng.normal(0, 1, 500), np.zeros(20), rng.uniform(-2, 3, 300)]
+    ax = MplFigure().add_subplot()
+    draw_violins(ax, values, linewidth=0.6)
+    bodies = ax.collections
+    assert len(bodies) == 2  # the constant tensor is a line, not a body
+    for body, position, array in zip(bodies, (0, 2), (values[0], values[2]), strict=True):
+        vertices = body.get_paths()[0].vertices
+        assert vertices[:, 1].min() == pytest.approx(array.min()) and vertices[:, 1].max() == pytest.approx(array.max())
+        assert vertices[:, 0].max() == pytest.approx(position + VIOLIN_WIDTH / 2, abs=1e-3)  # widest at the mode
+    levels = sorted(line.get_ydata()[0] for line in ax.lines if line.get_ydata()[0] != 0.0)
+    expected = sorted([*np.percentile(values[0], [25, 50, 75]), *np.percentile(values[2], [25, 50, 75])])
+    np.testing.assert_allclose(levels, expected)
+    flat = [line for line in ax.lines if line.get_ydata()[0] == 0.0]
+    assert len(flat) == 1 and list(flat[0].get_xdata()) == [1 - VIOLIN_WIDTH / 2, 1 + VIOLIN_WIDTH / 2]
