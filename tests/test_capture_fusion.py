@@ -67,3 +67,46 @@ def test_capture_layer_means_equal_the_full_activations() -> None:
         every = torch.cat([p.reshape(-1) for p in parts]).double()
         assert layers[name].activation.mean == pytest.approx(float(every.mean()), rel=1e-5, abs=1e-7)
         assert layers[name].activation.std == pytest.approx(float(every.std(unbiased=False)), rel=1e-5)
+
+
+def _mapped_blocks() -> int | None:
+    """glibc's count of blocks allocated by mmap (mallinfo2's hblks), or None without it."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallinfo2 = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                     "keepcost")]
+
+    mallinfo2.restype = MallInfo2
+    return int(mallinfo2().hblks)
+
+
+def test_batch_heap_serves_large_blocks_from_the_heap_then_maps_them_again() -> None:
+    """Inside batch_heap a 4 MiB block comes from the heap (no page fault per use in the next
+    batch); afterwards such a block is mapped again, and returned to the system when freed."""
+    from nnviz_report.stats.moments import batch_heap
+
+    if _mapped_blocks() is None:
+        pytest.skip("needs glibc's mallinfo2")
+
+    def mapped_while_held() -> int:
+        before = _mapped_blocks()
+        block = np.ones(1 << 19)  # 4 MiB
+        during = _mapped_blocks()
+        del block
+        return during - before  # type: ignore[operator]
+
+    with batch_heap() as batch_done:
+        assert mapped_while_held() == 0
+        batch_done()
+    assert mapped_while_held() == 1
