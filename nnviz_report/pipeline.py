@@ -60,7 +60,7 @@ from .sections.robustness import robustness_numbers, with_robustness_figures
 from .sections.saliency import saliency_section
 from .sections.slices import slices_section
 from .sections.summary import performance, summary_section
-from .sections.weights import weight_tensors, weights_tables, with_weight_figures
+from .sections.weights import weight_anchors, weight_tensors, weights_of
 from .version import __version__
 from .weight_sketch import sketch_weights
 
@@ -179,17 +179,19 @@ def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency
     settings, progress, sample = prepared.settings, prepared.progress, prepared.sample
     suffix = f" ({side})" if side else ""
     torch.manual_seed(settings.seed)  # each side starts from the same state, as a plain report run does
-    # Weights, saliency and the probes come before the checks, which judge them too. The weight
-    # charts need only the weights: a child process draws them while the model runs (background.py).
-    # Anchors are handed out here, in this process, in the same order as without a child.
+    # Weights, saliency and the probes come before the checks, which judge them too. The weights
+    # section needs only the weights: a child process computes its numbers and draws its charts
+    # while the model runs (background.py). Anchors are handed out here, in this process, in the
+    # same order as without a child.
     progress.stage(f"weight statistics{suffix}")
     anchors = Anchors()
-    weights_tabled = weights_tables(weight_tensors(loaded.module), anchors, first_convolution(loaded.module))
-    with BackgroundJob(lambda: weights_tabled and with_weight_figures(weights_tabled),
-                       fork=weights_tabled is not None) as weight_charts:
+    tensors = weight_tensors(loaded.module)
+    anchor_of = weight_anchors(tensors, anchors)
+    first_conv = first_convolution(loaded.module)
+    with BackgroundJob(lambda: weights_of(tensors, anchor_of, first_conv)) as weights_job:
         capture, robustness, maps = run_model(prepared, loaded, suffix, saliency=saliency)
-        progress.stage(f"figures{suffix}")  # what is left of drawing the weight charts
-        weights = weight_charts.result()
+        progress.stage(f"figures{suffix}")  # what is left of the weights section (numbers and charts)
+        weights = weights_job.result()
 
     progress.stage(f"statistics and checks{suffix}")
     stats = statistics(capture, sample, prepared.thresholds, anchors, weights=weights, saliency=maps,

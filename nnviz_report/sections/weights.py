@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ..figures.common import filter_tiles
@@ -53,15 +54,26 @@ def weight_tensors(model: nn.Module) -> list[WeightTensor]:
     return tensors
 
 
-def weight_rows(tensors: Sequence[WeightTensor], anchors: Anchors) -> list[WeightRow]:
+def has_row(tensor: WeightTensor) -> bool:
+    """Whether the tensor gets a row of the table: a weight matrix or kernel, not empty."""
+    return tensor.values.ndim >= 2 and tensor.values.size > 0
+
+
+def weight_anchors(tensors: Sequence[WeightTensor], anchors: Anchors) -> dict[str, str]:
+    """The in-page anchor of each row, handed out in table order. Apart from the numbers, so that
+    anchors are handed out in the main process while a child computes the numbers."""
+    return {t.name: anchors("w", t.name) for t in tensors if has_row(t)}
+
+
+def weight_rows(tensors: Sequence[WeightTensor], anchor_of: Mapping[str, str]) -> list[WeightRow]:
     rows = []
     for t in tensors:
-        if t.values.ndim < 2 or t.values.size == 0:
+        if not has_row(t):
             continue
         s = weight_stats(t.values)
         b = bias_stats(t.bias) if t.bias is not None and t.bias.size else None
         rows.append(WeightRow(
-            name=t.name, module_path=t.module_path, anchor=anchors("w", t.name), type=t.module_type,
+            name=t.name, module_path=t.module_path, anchor=anchor_of[t.name], type=t.module_type,
             shape=s.shape, matrix_shape=s.matrix_shape, mean=s.mean, std=s.std, l2_norm=s.l2_norm,
             spectral_norm=s.spectral_norm, stable_rank=s.stable_rank, near_zero_fraction=s.near_zero_fraction,
             alpha=s.alpha.alpha, alpha_xmin=s.alpha.xmin, alpha_ks_distance=s.alpha.ks_distance,
@@ -73,16 +85,26 @@ def weight_rows(tensors: Sequence[WeightTensor], anchors: Anchors) -> list[Weigh
 
 def weights_section(tensors: Sequence[WeightTensor], anchors: Anchors,
                     first_conv: tuple[str, np.ndarray, np.ndarray] | None) -> WeightsSection | None:
-    section = weights_tables(tensors, anchors, first_conv)
+    """The whole section: anchors handed out from ``anchors``, then :func:`weights_of`."""
+    return weights_of(tensors, weight_anchors(tensors, anchors), first_conv)
+
+
+def weights_of(tensors: Sequence[WeightTensor], anchor_of: Mapping[str, str],
+               first_conv: tuple[str, np.ndarray, np.ndarray] | None) -> WeightsSection | None:
+    """The section from numpy alone (the pipeline computes it in a child process while the
+    capture runs, see background.py): its numbers, then its charts. On one BLAS thread: beside
+    the capture a second would only compete with it, and the eigenvalues' last bits then do not
+    depend on how many cores the machine has."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        section = weights_tables(tensors, anchor_of, first_conv)
     return with_weight_figures(section) if section is not None else None
 
 
-def weights_tables(tensors: Sequence[WeightTensor], anchors: Anchors,
+def weights_tables(tensors: Sequence[WeightTensor], anchor_of: Mapping[str, str],
                    first_conv: tuple[str, np.ndarray, np.ndarray] | None) -> WeightsSection | None:
     """The section with its numbers, packed values and first-layer mosaic, but its two charts
-    not drawn yet: they are the slow part, drawn by :func:`with_weight_figures` (the pipeline
-    does that in a child process while the capture runs, see background.py)."""
-    rows = weight_rows(tensors, anchors)
+    not drawn yet (:func:`with_weight_figures`)."""
+    rows = weight_rows(tensors, anchor_of)
     if not rows:
         return None
     by_name = {t.name: t for t in tensors}
