@@ -232,6 +232,7 @@ def run_capture(
     """
     choose = showcase_positions if callable(showcase_positions) else None
     positions: tuple[int, ...] = () if callable(showcase_positions) else showcase_positions
+    moments.return_large_buffers_to_the_system()
     layers = capturable_layers(model)
     accumulators: dict[str, _LayerAccumulator] = {}
     order: list[str] = []
@@ -274,7 +275,7 @@ def run_capture(
     logits_parts: list[np.ndarray] = []
     loss_parts: list[np.ndarray] = []
     try:
-        with model_session(model, device) as hooks, moments.batch_heap() as batch_done:
+        with model_session(model, device) as hooks:
             for path, module in layers:
                 with contextlib.suppress(RuntimeError):  # TorchScript modules refuse Python hooks
                     hooks.forward_hook(module, make_hook(path, module))
@@ -299,7 +300,6 @@ def run_capture(
                 (losses.sum() / count).backward()
                 logits_parts.append(logits.detach().to("cpu", torch.float32).numpy())
                 loss_parts.append(losses.detach().to("cpu", torch.float64).numpy())
-                batch_done()
                 if progress is not None:
                     progress(stop - start)
             if choose is not None:
@@ -314,7 +314,6 @@ def run_capture(
                     showcase_rows.clear()
                     showcase_rows.update({p - start: slot for slot, p in enumerate(positions) if start <= p < stop})
                     _forward(model, inputs[start:stop].to(device).requires_grad_(input_grad), ran)
-                    batch_done()
             params = _parameter_summaries(model)
             first_conv = first_convolution(model)
     finally:

@@ -14,7 +14,6 @@ import dataclasses
 import math
 import sys
 import threading
-from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -387,46 +386,21 @@ def scratch(like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tenso
     return buffer[: like.numel()].view(like.shape)
 
 
-# glibc's mallopt parameter and the two settings of it used here.
-_M_MMAP_THRESHOLD = -3
-_HEAP_BLOCKS = 32 * 1024 * 1024  # glibc's largest: every activation of a batch comes from the heap
-_MAPPED_BLOCKS = 256 * 1024  # blocks from 256 KiB up are mapped afresh and returned when freed
-
-
-def _libc() -> ctypes.CDLL | None:
+def return_large_buffers_to_the_system() -> None:
+    """Called by the capture before it starts. glibc raises its mmap threshold each time a large
+    block is freed, after which the activation-sized temporaries of every batch come from the heap
+    and fragment it: resident memory then grows by tens of MB per batch although nothing is kept.
+    A fixed threshold keeps large blocks on mmap, returned at once, so memory stays flat in the
+    sample count. It costs page faults (each batch maps its activations afresh): serving them from
+    the heap while the model runs, trimmed after every batch, made a 1000-image capture a quarter
+    faster but left the heap fragmented, and the later stages' memory then grew with the sample
+    (whole-report ratio 1.195 against 1.131; docs/performance.md)."""
     if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-
-
-@contextlib.contextmanager
-def batch_heap() -> Iterator[Callable[[], None]]:
-    """Memory for running the model batch after batch, flat in the number of batches and without
-    a page fault per 4 KiB of every activation; yields the function to call after each batch.
-
-    glibc raises its mmap threshold each time a large block is freed, after which the batches'
-    activation-sized blocks come from the heap, fragment it around what the capture keeps, and
-    resident memory grows by tens of MB per batch although nothing more is kept. A fixed 256 KiB
-    threshold keeps it flat, but then every activation is mapped afresh and faults its pages in
-    again: 2.3 million faults and 7.2 s for 1000 images of resnet20, where the bare pass takes
-    3.5. So while the model runs, large blocks come from the heap (a fixed threshold, at glibc's
-    maximum) and the heap is trimmed after each batch (``malloc_trim`` returns its free pages):
-    5.4 s, and the peak of a whole report grows as little with the sample as with mapped blocks
-    (1.131 against 1.130, docs/performance.md). Afterwards the threshold is 256 KiB, so that the
-    later stages' large blocks (the similarity of 5000 samples) are mapped and returned when freed."""
-    libc = _libc()
-    if libc is None:  # not glibc: its allocator is left as it is
-        yield lambda: None
         return
-    libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCKS)
-    try:
-        yield lambda: libc.malloc_trim(0)
-    finally:
-        libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_BLOCKS)
-        libc.malloc_trim(0)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        m_mmap_threshold = -3
+        libc.mallopt(m_mmap_threshold, 256 * 1024)
 
 
 def release_scratch() -> None:
