@@ -219,8 +219,14 @@ def take_screenshots(examples: Path, target: Path, *, width: int = 1280, height:
                 if not page.evaluate("id => !!document.getElementById(id)", anchor):
                     print(f"make_examples: no #{anchor} in {html}; no {name}.png", file=sys.stderr)
                     continue
-                page.evaluate("id => document.getElementById(id).scrollIntoView({block: 'start'})", anchor)
+                page.evaluate("() => document.fonts.ready")
+                scroll = "id => document.getElementById(id).scrollIntoView({block: 'start'})"
+                page.evaluate(scroll, anchor)
                 page.wait_for_timeout(200)
+                # Again: the first page's layout can still move while its images decode, which
+                # shifted the first screenshot by a few pixels from one run to the next.
+                page.evaluate(scroll, anchor)
+                page.wait_for_timeout(100)
                 raw = target / f".{name}.raw.png"
                 page.screenshot(path=str(raw))
                 path = target / f"{name}.png"
