@@ -80,9 +80,9 @@ def draw_violins(ax: Axes, values: list[np.ndarray], *, linewidth: float) -> Non
     half = VIOLIN_WIDTH / 2
     for position, array in enumerate(values):
         array = np.asarray(array, dtype=np.float64).ravel()
-        estimate = violin_density(array)
+        finite = array[np.isfinite(array)]
+        estimate = violin_density(finite)
         if estimate is None:
-            finite = array[np.isfinite(array)]
             if finite.size:
                 level = float(finite.mean())
                 ax.plot([position - half, position + half], [level, level], color=line, linewidth=linewidth)
@@ -90,7 +90,7 @@ def draw_violins(ax: Axes, values: list[np.ndarray], *, linewidth: float) -> Non
         grid, density = estimate
         span = density * half
         ax.fill_betweenx(grid, position - span, position + span, facecolor=fill, edgecolor=line, linewidth=linewidth)
-        quartiles = np.percentile(array[np.isfinite(array)], [25, 50, 75])
+        quartiles = np.percentile(finite, [25, 50, 75])
         reach = np.interp(quartiles, grid, span)
         for level, width, dashes in zip(quartiles, reach, ((1.25, 0.75), (2.5, 1), (1.25, 0.75)), strict=True):
             ax.plot([position - width, position + width], [level, level], color=line, linewidth=linewidth,
