@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .data import normalise
 from .errors import CaptureError, ModelError
 from .hooks import model_session
+from .own_arena import ResidentBound, check_stop, run_in_own_arena
 
 # Re-exported: the pipeline, the tests and the benchmarks choose the showcase through capture.
 from .showcase import choose_showcase as choose_showcase
@@ -223,16 +225,33 @@ def run_capture(
     showcase_positions: tuple[int, ...] | Callable[[np.ndarray], tuple[int, ...]],
     progress: Callable[[int], None] | None = None,
 ) -> CaptureResult:
-    """``inputs`` are already normalised (N, 3, 32, 32) on the CPU; batches move to ``device``.
+    """``inputs``: (N, 3, 32, 32) on the CPU, normalised, or the sample's uint8 pixels, normalised
+    here batch by batch (a float copy of 5000 images is 61 MB); batches move to ``device``.
 
     ``showcase_positions``: the samples whose full maps are kept, or a function that chooses them
     from the captured logits ``(N, classes)``. Then, after the pass, only the batches holding the
     chosen samples run forward once more, exactly as in the pass (same batches, same grad mode),
     for their maps: a second forward over the whole sample to choose them first would cost more.
+
+    The pass runs on a thread of its own, for an allocator arena of its own (own_arena.py).
     """
+    return run_in_own_arena(lambda: _run_capture(model, inputs, labels, batch_size=batch_size, device=device,
+                                                 showcase_positions=showcase_positions, progress=progress),
+                            name="nnviz-report-capture")
+
+
+def _run_capture(
+    model: nn.Module,
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    batch_size: int,
+    device: torch.device,
+    showcase_positions: tuple[int, ...] | Callable[[np.ndarray], tuple[int, ...]],
+    progress: Callable[[int], None] | None,
+) -> CaptureResult:
     choose = showcase_positions if callable(showcase_positions) else None
     positions: tuple[int, ...] = () if callable(showcase_positions) else showcase_positions
-    moments.return_large_buffers_to_the_system()
     layers = capturable_layers(model)
     accumulators: dict[str, _LayerAccumulator] = {}
     order: list[str] = []
@@ -240,6 +259,7 @@ def run_capture(
     ran: list[str] = []
     showcase_rows: dict[int, int] = {}
     count = len(inputs)
+    batch_of = (lambda a, b: normalise(inputs[a:b])) if inputs.dtype == torch.uint8 else (lambda a, b: inputs[a:b])
     class_token = layouts.has_class_token(dict(model.named_parameters()))
     # During the first batch only: which captured layer produced each tensor (kept alive so its id
     # is not reused), so a layer can inherit its input's layout and a Flatten can name what it repeats.
@@ -249,6 +269,7 @@ def run_capture(
 
     def make_hook(path: str, module: nn.Module) -> Callable[..., None]:
         def hook(_module: nn.Module, args: object, output: object) -> None:
+            check_stop()  # an interrupt: the waiting thread asks the pass to end at the next layer
             if not isinstance(output, Tensor) or output.dim() < 1:
                 return
             calls[path] = calls.get(path, 0) + 1
@@ -282,13 +303,15 @@ def run_capture(
             # Without a trainable parameter the loss depends on nothing that requires a gradient;
             # the input then does, so that activation gradients still flow.
             input_grad = not any(p.requires_grad for p in model.parameters())
+            resident = ResidentBound()
             for start in range(0, count, batch_size):
+                check_stop()
                 stop = min(start + batch_size, count)
                 calls.clear()
                 ran.clear()
                 showcase_rows.clear()
                 showcase_rows.update({p - start: slot for slot, p in enumerate(positions) if start <= p < stop})
-                x = inputs[start:stop].to(device).requires_grad_(input_grad)
+                x = batch_of(start, stop).to(device).requires_grad_(input_grad)
                 y = labels[start:stop].to(device)
                 batch[0] = stop - start
                 logits = _forward(model, x, ran)
@@ -300,6 +323,7 @@ def run_capture(
                 (losses.sum() / count).backward()
                 logits_parts.append(logits.detach().to("cpu", torch.float32).numpy())
                 loss_parts.append(losses.detach().to("cpu", torch.float64).numpy())
+                resident.after_batch()
                 if progress is not None:
                     progress(stop - start)
             if choose is not None:
@@ -313,7 +337,7 @@ def run_capture(
                     ran.clear()
                     showcase_rows.clear()
                     showcase_rows.update({p - start: slot for slot, p in enumerate(positions) if start <= p < stop})
-                    _forward(model, inputs[start:stop].to(device).requires_grad_(input_grad), ran)
+                    _forward(model, batch_of(start, stop).to(device).requires_grad_(input_grad), ran)
             params = _parameter_summaries(model)
             first_conv = first_convolution(model)
     finally:

@@ -220,8 +220,7 @@ def run_model(prepared: Prepared, loaded: LoadedModel, suffix: str, *,
 
 def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
                    progress: Progress, *, label: str = "capture") -> CaptureResult:
-    """The one forward+backward pass over the sample."""
-    inputs = normalise(sample.images)
+    """The one forward+backward pass over the sample (its pixels normalised batch by batch)."""
 
     def showcase_from(logits: np.ndarray) -> tuple[int, ...]:
         # From the capture's own logits: a separate prediction pass first was a whole extra forward.
@@ -229,7 +228,7 @@ def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSetti
         return choose_showcase(sample.labels, settings.showcase, predictions=predicted, confidences=confidence)
 
     with progress.bar(label, total=sample.count, unit="img") as advance:
-        return run_capture(loaded.module, inputs, sample.labels, batch_size=settings.batch_size,
+        return run_capture(loaded.module, sample.images, sample.labels, batch_size=settings.batch_size,
                            device=device, showcase_positions=showcase_from, progress=advance)
 
 

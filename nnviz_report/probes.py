@@ -42,6 +42,7 @@ from torch import nn
 from .corruptions import SEVERITIES, SUITE, Corruption, corrupt_batch
 from .data import normalise
 from .hooks import model_session
+from .own_arena import ResidentBound, check_stop, run_in_own_arena
 
 CELLS_PER_IMAGE = 3
 PROBE_EVALUATIONS = 1050  # 50 images a cell at K = 3: beyond this many, fewer cells per image
@@ -102,7 +103,16 @@ def run_probes(model: nn.Module, images: torch.Tensor, source_indices: Sequence[
                *, batch_size: int, device: torch.device, seed: int,
                progress: Callable[[int], None] | None = None) -> list[ProbeRun]:
     """``images``: the sample's uint8 (N, 3, H, W) pixels; ``cells``: from :func:`assign_cells`.
-    ``progress`` is told the number of images evaluated after each batch."""
+    ``progress`` is told the number of images evaluated after each batch. Like the capture, the
+    passes run on a thread of their own, for an allocator arena of their own (own_arena.py)."""
+    return run_in_own_arena(lambda: _run_probes(model, images, source_indices, cells, batch_size=batch_size,
+                                                device=device, seed=seed, progress=progress),
+                            name="nnviz-report-probes")
+
+
+def _run_probes(model: nn.Module, images: torch.Tensor, source_indices: Sequence[int], cells: Sequence[ProbeCell],
+                *, batch_size: int, device: torch.device, seed: int,
+                progress: Callable[[int], None] | None) -> list[ProbeRun]:
     pixels = images.numpy()
     # (cell, row) pairs in cell order, cut into full batches whatever the cell sizes: memory
     # stays that of one batch, and the forward passes see as few small batches as possible.
@@ -116,8 +126,10 @@ def run_probes(model: nn.Module, images: torch.Tensor, source_indices: Sequence[
         except RuntimeError:  # a 5-D parameter has no channels-last form
             layout[0] = torch.contiguous_format
             _set_memory_format(runner, torch.contiguous_format)
+        resident = ResidentBound()
         with torch.inference_mode():
             for start in range(0, len(pairs), batch_size):
+                check_stop()
                 chunk = pairs[start:start + batch_size]
                 parts, owners = [], []
                 for c in dict.fromkeys(c for c, _ in chunk):
@@ -131,6 +143,7 @@ def run_probes(model: nn.Module, images: torch.Tensor, source_indices: Sequence[
                 for c, n in owners:
                     outputs[c].append(logits[offset:offset + n])
                     offset += n
+                resident.after_batch()
                 if progress is not None:
                     progress(len(chunk))
     return [ProbeRun(cell.corruption, cell.severity, cell.positions,

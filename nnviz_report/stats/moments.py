@@ -8,11 +8,8 @@ depend only on the overall minimum and maximum, never on how the data was split 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
 import math
-import sys
 import threading
 
 import numpy as np
@@ -358,8 +355,8 @@ def count_nonzero(flat: torch.Tensor) -> int:
 
 
 # One reusable buffer per (dtype, device) for the activation-sized temporaries of the reductions
-# (deviations, squares, histogram indices): a fresh allocation of that size is freshly mapped
-# memory (capture fixes glibc's mmap threshold) and pays a page fault per 4 KiB on every use.
+# (deviations, squares, histogram indices): a fresh allocation of that size may be freshly mapped
+# memory (glibc maps blocks above its mmap threshold) and pay a page fault per 4 KiB on every use.
 # Per thread, so two captures running in parallel threads never share one.
 _LOCAL = threading.local()
 
@@ -384,23 +381,6 @@ def scratch(like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tenso
     if buffer is None or buffer.numel() < like.numel():
         buffer = buffers[key] = torch.empty(like.numel(), dtype=dtype, device=like.device)
     return buffer[: like.numel()].view(like.shape)
-
-
-def return_large_buffers_to_the_system() -> None:
-    """Called by the capture before it starts. glibc raises its mmap threshold each time a large
-    block is freed, after which the activation-sized temporaries of every batch come from the heap
-    and fragment it: resident memory then grows by tens of MB per batch although nothing is kept.
-    A fixed threshold keeps large blocks on mmap, returned at once, so memory stays flat in the
-    sample count. It costs page faults (each batch maps its activations afresh): serving them from
-    the heap while the model runs, trimmed after every batch, made a 1000-image capture a quarter
-    faster but left the heap fragmented, and the later stages' memory then grew with the sample
-    (whole-report ratio 1.195 against 1.131; docs/performance.md)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6")
-        m_mmap_threshold = -3
-        libc.mallopt(m_mmap_threshold, 256 * 1024)
 
 
 def release_scratch() -> None:
