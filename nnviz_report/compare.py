@@ -11,6 +11,7 @@ comparison, and a renamed field fails type checking, not a run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -109,13 +110,14 @@ def run_compare(settings: ReportSettings, *, base_weights: Path | None, base_jso
         raise CompareError(f"--base-json {base_json.name if base_json else ''} describes model "
                            f"{archived.model.spec!r}, not {settings.model!r}; compare needs the same --model on both "
                            "sides")
-    with pdf_renderer(settings) as renderer:  # imports WeasyPrint in a child while the models run
+    # The PDF's renderer imports WeasyPrint in a child while the models run.
+    with pdf_renderer(settings) as renderer, contextlib.ExitStack() as children:
         prepared = prepare(settings, progress, extra_weights=() if base_weights is None else (base_weights,))
         if archived is not None:
             assert base_json is not None
             check_same_sample(archived, base_json, prepared.sample)
 
-        head_analysis = analyse(prepared, prepared.models[0], side="head")
+        head_analysis = analyse(prepared, prepared.models[0], side="head", children=children)
         report = build_report(prepared, head_analysis)
         if archived is None:
             # The base's saliency maps are not shown, so they are not computed: its saliency check is off

@@ -7,6 +7,7 @@ a failed or interrupted run leaves the previous report untouched and no partial 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -14,7 +15,7 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,12 @@ from .probes import assign_cells, run_probes
 from .progress import Progress
 from .report_model import (
     SCHEMA_VERSION,
-    ActivationsSection,
     Environment,
     Finding,
-    GradientsSection,
+    LayerMeasurements,
     LayerStats,
     ModelInfo,
+    ParamMeasurements,
     ParamStats,
     Performance,
     Report,
@@ -52,10 +53,16 @@ from .report_model import (
     Verdict,
     WeightsSection,
 )
-from .sections.activations import activations_section, layer_measurements, layer_stats
+from .sections.activations import (
+    ActivationCharts,
+    activation_charts,
+    activations_section,
+    layer_measurements,
+    layer_stats,
+)
 from .sections.anchors import Anchors
 from .sections.flow import flow_section
-from .sections.gradients import gradients_section, param_measurements, param_stats
+from .sections.gradients import GradientCharts, gradient_charts, gradients_section, param_measurements, param_stats
 from .sections.robustness import robustness_numbers, with_robustness_figures
 from .sections.saliency import saliency_section
 from .sections.slices import slices_section
@@ -85,9 +92,9 @@ def generate_report(**options: object) -> ReportResult:
 def run(settings: ReportSettings, *, progress: Progress | None = None) -> ReportResult:
     """``progress``: the CLI's, already showing its first line; by default one from settings."""
     # The PDF's renderer starts first, in a child that imports WeasyPrint while the model loads.
-    with pdf_renderer(settings) as renderer:
+    with pdf_renderer(settings) as renderer, contextlib.ExitStack() as children:
         prepared = prepare(settings, progress)
-        report = build_report(prepared, analyse(prepared, prepared.models[0]))
+        report = build_report(prepared, analyse(prepared, prepared.models[0], children=children))
         return publish(prepared, report, pdf_renderer=renderer)
 
 
@@ -171,51 +178,61 @@ class Analysis:
     robustness: RobustnessSection  # its charts not drawn yet: build_report draws them
     findings: tuple[Finding, ...]  # worst first
     verdict: Verdict
+    # The summary, activation and gradient charts, drawn by a child since the capture (None: drawn
+    # when the report is built; compare's base side, whose charts are not shown, never draws them).
+    charts: Callable[[], Charts] | None = None
 
 
-def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency: bool = True) -> Analysis:
+def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency: bool = True,
+            children: contextlib.ExitStack | None = None) -> Analysis:
     """``side``: "head" or "base" in compare mode, added to the progress lines. ``saliency=False``
-    leaves the saliency maps (and so their check) out: compare's base, whose maps are not shown."""
+    leaves the saliency maps (and so their check) out: compare's base, whose maps are not shown.
+    ``children``: where the child process that draws the charts during the probes is kept until the
+    report is built (none without it)."""
     settings, progress, sample = prepared.settings, prepared.progress, prepared.sample
     suffix = f" ({side})" if side else ""
     torch.manual_seed(settings.seed)  # each side starts from the same state, as a plain report run does
     # Weights, saliency and the probes come before the checks, which judge them too. The weights
     # section needs only the weights: a child process computes its numbers and draws its charts
-    # while the model runs (background.py). Anchors are handed out here, in this process, in the
-    # same order as without a child.
+    # while the model runs (background.py); the summary, activation and gradient charts need only
+    # the capture's numbers: another child draws them while the probes and the saliency run. Anchors
+    # are handed out here, in this process, in the same order as without children.
     progress.stage(f"weight statistics{suffix}")
     anchors = Anchors()
     tensors = weight_tensors(loaded.module)
     anchor_of = weight_anchors(tensors, anchors)
     first_conv = first_convolution(loaded.module)
+    charts = None
     with BackgroundJob(lambda: weights_of(tensors, anchor_of, first_conv)) as weights_job:
-        capture, robustness, maps = run_model(prepared, loaded, suffix, saliency=saliency)
+        capture = capture_sample(loaded, sample, settings, prepared.device, progress, label=f"capture{suffix}")
+        measured = measure(capture, sample, anchors)
+        if children is not None:
+            charts = children.enter_context(
+                BackgroundJob(lambda: draw_charts(measured, capture, sample.class_names, prepared.thresholds))).result
+        robustness = robustness_probe(loaded, sample, settings, prepared.device, progress, capture)
+        maps = saliency_maps(prepared, loaded, capture) if saliency else None
         progress.stage(f"figures{suffix}")  # what is left of the weights section (numbers and charts)
         weights = weights_job.result()
 
     progress.stage(f"statistics and checks{suffix}")
     stats = statistics(capture, sample, prepared.thresholds, anchors, weights=weights, saliency=maps,
-                       robustness=robustness)
+                       robustness=robustness, measured=measured)
     return Analysis(loaded, capture, anchors, stats.performance, tuple(stats.layers), tuple(stats.params), weights,
-                    maps, robustness, tuple(stats.findings), stats.verdict)
+                    maps, robustness, tuple(stats.findings), stats.verdict, charts)
 
 
-def run_model(prepared: Prepared, loaded: LoadedModel, suffix: str, *,
-              saliency: bool) -> tuple[CaptureResult, RobustnessSection, SaliencySection | None]:
-    """Everything that runs the model: the capture, the robustness probes and the saliency maps."""
-    settings, progress, sample = prepared.settings, prepared.progress, prepared.sample
-    capture = capture_sample(loaded, sample, settings, prepared.device, progress, label=f"capture{suffix}")
-    robustness = robustness_probe(loaded, sample, settings, prepared.device, progress, capture)
-    maps = None
+def saliency_maps(prepared: Prepared, loaded: LoadedModel, capture: CaptureResult) -> SaliencySection | None:
+    """Input gradients and Grad-CAM of the showcase samples (None without any)."""
     positions = list(capture.showcase_positions)
-    if saliency and positions:
-        progress.stage("saliency")
-        maps = saliency_section(
-            loaded.module, normalise(sample.images[positions]), sample.images[positions].numpy(),
-            sample.labels[positions], torch.from_numpy(capture.logits[positions].argmax(axis=1)),
-            positions=positions, layers=capture.layers, gradcam_layer=settings.gradcam_layer,
-            device=prepared.device)
-    return capture, robustness, maps
+    if not positions:
+        return None
+    sample = prepared.sample
+    prepared.progress.stage("saliency")
+    return saliency_section(
+        loaded.module, normalise(sample.images[positions]), sample.images[positions].numpy(),
+        sample.labels[positions], torch.from_numpy(capture.logits[positions].argmax(axis=1)),
+        positions=positions, layers=capture.layers, gradcam_layer=prepared.settings.gradcam_layer,
+        device=prepared.device)
 
 
 def capture_sample(loaded: LoadedModel, sample: SampleSet, settings: ReportSettings, device: torch.device,
@@ -245,6 +262,30 @@ def robustness_probe(loaded: LoadedModel, sample: SampleSet, settings: ReportSet
 
 
 @dataclasses.dataclass(frozen=True)
+class Measured:
+    """The capture's numbers as the checks read them, before any check has run."""
+
+    performance: Performance
+    layers: list[LayerMeasurements]
+    params: list[ParamMeasurements]
+
+
+def measure(capture: CaptureResult, sample: SampleSet, anchors: Anchors) -> Measured:
+    return Measured(performance(capture.logits, capture.losses, sample.labels.numpy()),
+                    layer_measurements(capture.layers, anchors), param_measurements(capture.params, anchors))
+
+
+Charts = tuple[SummarySection, ActivationCharts, GradientCharts]
+
+
+def draw_charts(measured: Measured, capture: CaptureResult, class_names: tuple[str, ...],
+                thresholds: Thresholds) -> Charts:
+    """The summary, activation and gradient charts: plain arrays in, figures out (no torch)."""
+    return (summary_section(measured.performance, class_names), activation_charts(capture.layers, measured.layers),
+            gradient_charts(measured.params, capture.first_conv, thresholds))
+
+
+@dataclasses.dataclass(frozen=True)
 class Statistics:
     performance: Performance
     layers: list[LayerStats]
@@ -255,12 +296,12 @@ class Statistics:
 
 def statistics(capture: CaptureResult, sample: SampleSet, thresholds: Thresholds, anchors: Anchors, *,
                weights: WeightsSection | None = None, saliency: SaliencySection | None = None,
-               robustness: RobustnessSection | None = None) -> Statistics:
-    """Plain numbers, the checklist over them, then the table rows, each with its worst finding.
-    Without ``weights``, ``saliency`` or ``robustness`` the checks on them are off."""
-    perf = performance(capture.logits, capture.losses, sample.labels.numpy())
-    layers = layer_measurements(capture.layers, anchors)
-    params = param_measurements(capture.params, anchors)
+               robustness: RobustnessSection | None = None, measured: Measured | None = None) -> Statistics:
+    """Plain numbers (``measured``, or measured now), the checklist over them, then the table rows,
+    each with its worst finding. Without ``weights``, ``saliency`` or ``robustness`` the checks on
+    them are off."""
+    measured = measured or measure(capture, sample, anchors)
+    perf, layers, params = measured.performance, measured.layers, measured.params
     checklist = run_checks(CheckInputs(layers, params, perf, sample.class_names, weights, saliency,
                                        robustness=robustness), thresholds)
     findings = list(checklist.findings)
@@ -277,17 +318,13 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
     showcase_images = sample.images[list(capture.showcase_positions)].numpy()
     thresholds = prepared.thresholds
 
-    def charts() -> tuple[SummarySection, ActivationsSection, GradientsSection, RobustnessSection]:
-        return (summary_section(analysis.performance, sample.class_names),
-                activations_section(capture.layers, analysis.layers),
-                gradients_section(analysis.params, capture.first_conv, thresholds),  # figures: figures.draw
-                with_robustness_figures(analysis.robustness))
-
-    # The summary, activation, gradient and robustness sections are charts of plain arrays: a child
-    # process draws them while this one builds the slices, the flow diagram and the weight sketches
-    # (background.py; those hand out anchors or run torch). The robustness charts were put off
-    # until now for that.
-    with BackgroundJob(charts) as drawing:
+    charts = analysis.charts or (lambda: draw_charts(Measured(analysis.performance, list(analysis.layers),
+                                                              list(analysis.params)),
+                                                     capture, sample.class_names, thresholds))
+    # The robustness charts are charts of plain arrays too: a child process draws them while this
+    # one builds the slices, the flow diagram and the weight sketches (background.py; those hand
+    # out anchors or run torch), and collects the other charts, drawn since the capture.
+    with BackgroundJob(lambda: with_robustness_figures(analysis.robustness)) as drawing:
         progress.stage("slices")
         slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
         flow = None
@@ -299,7 +336,10 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
                                 group_depth=settings.graph_group_depth)
         progress.stage("tables")  # the weight sketches, and what is left of the charts
         sketches = sketch_weights(module.named_parameters())
-        summary, activations, gradients, robustness = drawing.result()
+        summary, activation_figures, gradient_figures = charts()
+        robustness = drawing.result()
+    activations = activations_section(analysis.layers, activation_figures)
+    gradients = gradients_section(analysis.params, gradient_figures)  # figures: figures.draw
     return Report(
         schema_version=SCHEMA_VERSION,
         title=f"nnviz_report · {settings.model}",

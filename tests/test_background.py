@@ -152,14 +152,15 @@ def test_a_report_is_the_same_with_and_without_children(forking: None, image_fol
     options = dict(model="tests.fixtures.models:tiny_cnn", data=str(image_folder), per_class=2, formats=formats,
                    progress=False)
     forked = generate_report(out_dir=tmp_path / "forked", **options)
-    # the PDF renderer started first, the weight charts, the other charts (the PDF's cold job stays unforked)
-    assert [job.ran_in_child for job in jobs] == [True, True, True, False]
+    # the PDF renderer started first, the weight charts, the summary, activation and gradient charts
+    # (since the capture), the robustness charts (the PDF's cold job stays unforked)
+    assert [job.ran_in_child for job in jobs] == [True, True, True, True, False]
 
     jobs.clear()
     monkeypatch.setenv("NNVIZ_SERIAL", "1")
     monkeypatch.setattr(background, "forking_pays", lambda: False)
     serial = generate_report(out_dir=tmp_path / "serial", **options)
-    assert len(jobs) == 4 and not any(job.ran_in_child for job in jobs)
+    assert len(jobs) == 5 and not any(job.ran_in_child for job in jobs)
 
     for kind, path in forked.paths.items():
         assert path.read_bytes() == serial.paths[kind].read_bytes(), kind

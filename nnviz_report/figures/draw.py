@@ -26,9 +26,9 @@ from ..report_model import (
     FeatureGrid,
     Figure,
     GradientsSection,
-    LayerStats,
+    LayerMeasurements,
     PackedValues,
-    ParamStats,
+    ParamMeasurements,
     Performance,
     PredictionChange,
     Report,
@@ -80,7 +80,7 @@ def summary_figures(perf: Performance, class_names: tuple[str, ...]) -> SummaryS
     )
 
 
-def activation_distribution(layers: Sequence[LayerStats]) -> Figure:
+def activation_distribution(layers: Sequence[LayerMeasurements]) -> Figure:
     return distribution_figure([r.name for r in layers], [r.histogram for r in layers],
                                [_as_json(r.mean) for r in layers])
 
@@ -90,7 +90,7 @@ def grid_image(layer: str, anchor: str, shown_channels: int, slot: int, levels: 
                                f"{layer}: {shown_channels} most active channels for showcase sample {slot + 1}")
 
 
-def gradient_flow(params: Sequence[ParamStats], band: tuple[float, float]) -> Figure:
+def gradient_flow(params: Sequence[ParamMeasurements], band: tuple[float, float]) -> Figure:
     weights = [p for p in params if len(p.shape) > 1]
     return gradient_flow_figure(
         [p.name for p in weights], [_optional(p.ratio) for p in weights], [_as_json(p.mean_abs_grad) for p in weights],

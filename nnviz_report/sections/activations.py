@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from ..capture import LayerCapture
@@ -9,7 +10,15 @@ from ..checks import severity_at
 from ..figures.activations import grid_levels, most_active_channels
 from ..figures.draw import activation_distribution, grid_image
 from ..figures.source import encode_pixels
-from ..report_model import ActivationsSection, FeatureGrid, Finding, HistogramData, LayerMeasurements, LayerStats
+from ..report_model import (
+    ActivationsSection,
+    FeatureGrid,
+    Figure,
+    Finding,
+    HistogramData,
+    LayerMeasurements,
+    LayerStats,
+)
 from ..stats import layout as layouts
 from .anchors import Anchors
 from .stages import map_layers
@@ -43,9 +52,19 @@ def layer_stats(measured: Sequence[LayerMeasurements], findings: Sequence[Findin
     return [LayerStats.judged(row, severity_at(findings, row.name, row.module_path)) for row in measured]
 
 
-def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerStats]) -> ActivationsSection:
+@dataclasses.dataclass(frozen=True)
+class ActivationCharts:
+    """The section's figures, drawn from the measurements alone (before the checks, so that a child
+    process can draw them while the probes run): the showcase grids and the distributions."""
+
+    grids: tuple[FeatureGrid, ...]
+    distribution: Figure
+    grid_candidates: int
+
+
+def activation_charts(layers: Sequence[LayerCapture], measured: Sequence[LayerMeasurements]) -> ActivationCharts:
     grids = []
-    rows = {row.name: row for row in stats}
+    rows = {row.name: row for row in measured}
     shown, candidates = grid_layers(layers)
     for layer, role in shown:
         row = rows[layer.name]
@@ -57,7 +76,12 @@ def activations_section(layers: Sequence[LayerCapture], stats: Sequence[LayerSta
         grids.append(FeatureGrid(layer.name, row.anchor, len(channels), maps.shape[1],
                                  (maps.shape[2], maps.shape[3]), images, layer.layout.kind, role,
                                  tuple(encode_pixels(lv) for lv in levels)))
-    return ActivationsSection(tuple(stats), tuple(grids), activation_distribution(stats), candidates)
+    return ActivationCharts(tuple(grids), activation_distribution(measured), candidates)
+
+
+def activations_section(stats: Sequence[LayerStats], charts: ActivationCharts) -> ActivationsSection:
+    """The table's judged rows with the charts drawn from their measurements."""
+    return ActivationsSection(tuple(stats), charts.grids, charts.distribution, charts.grid_candidates)
 
 
 def grid_layers(layers: Sequence[LayerCapture]) -> tuple[list[tuple[LayerCapture, str]], int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,7 +12,7 @@ from ..checks import Thresholds, severity_at
 from ..figures.common import filter_tiles
 from ..figures.draw import gradient_flow, gradient_mosaic
 from ..figures.source import encode_pixels
-from ..report_model import Finding, GradientsSection, ParamMeasurements, ParamStats
+from ..report_model import Figure, Finding, GradientsSection, ParamMeasurements, ParamStats
 from .anchors import Anchors
 
 
@@ -34,8 +35,20 @@ def param_stats(measured: Sequence[ParamMeasurements], findings: Sequence[Findin
     return [ParamStats.judged(p, severity_at(findings, p.owner)) for p in measured]
 
 
-def gradients_section(stats: Sequence[ParamStats], first_conv: tuple[str, np.ndarray, np.ndarray] | None,
-                      thresholds: Thresholds) -> GradientsSection:
+@dataclasses.dataclass(frozen=True)
+class GradientCharts:
+    """The section's figures, drawn from the measurements alone (before the checks, so that a child
+    process can draw them while the probes run)."""
+
+    flow: Figure
+    first_layer: Figure | None
+    first_layer_name: str | None
+    ratio_band: tuple[float, float]
+    first_layer_tiles: str
+
+
+def gradient_charts(measured: Sequence[ParamMeasurements], first_conv: tuple[str, np.ndarray, np.ndarray] | None,
+                    thresholds: Thresholds) -> GradientCharts:
     band = (float(thresholds.grad_ratio_low), float(thresholds.grad_ratio_high))
     first_layer = None
     name = None
@@ -45,4 +58,10 @@ def gradients_section(stats: Sequence[ParamStats], first_conv: tuple[str, np.nda
         tiles = filter_tiles(grad)
         first_layer = gradient_mosaic(tiles, name)
         tiles_source = encode_pixels(tiles.reshape(-1, tiles.shape[2], 3))
-    return GradientsSection(tuple(stats), gradient_flow(stats, band), first_layer, name, band, tiles_source)
+    return GradientCharts(gradient_flow(measured, band), first_layer, name, band, tiles_source)
+
+
+def gradients_section(stats: Sequence[ParamStats], charts: GradientCharts) -> GradientsSection:
+    """The table's judged rows with the charts drawn from their measurements."""
+    return GradientsSection(tuple(stats), charts.flow, charts.first_layer, charts.first_layer_name, charts.ratio_band,
+                            charts.first_layer_tiles)
