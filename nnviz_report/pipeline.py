@@ -49,6 +49,7 @@ from .report_model import (
     SaliencySection,
     SampleInfo,
     ShowcaseSample,
+    SlicesSection,
     SummarySection,
     Verdict,
     WeightsSection,
@@ -65,7 +66,7 @@ from .sections.flow import flow_section
 from .sections.gradients import GradientCharts, gradient_charts, gradients_section, param_measurements, param_stats
 from .sections.robustness import robustness_numbers, with_robustness_figures
 from .sections.saliency import saliency_section
-from .sections.slices import slices_section
+from .sections.slices import slices_numbers, with_slices_figures
 from .sections.summary import performance, summary_section
 from .sections.weights import weight_anchors, weight_tensors, weights_of
 from .version import __version__
@@ -207,8 +208,12 @@ def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency
         capture = capture_sample(loaded, sample, settings, prepared.device, progress, label=f"capture{suffix}")
         measured = measure(capture, sample, anchors)
         if children is not None:
-            charts = children.enter_context(
-                BackgroundJob(lambda: draw_charts(measured, capture, sample.class_names, prepared.thresholds))).result
+            progress.stage("slices")  # their numbers here (CKA runs torch), their figures in the child
+            showcase_images = sample.images[list(capture.showcase_positions)].numpy()
+            slices = slices_numbers(capture.layers, sample.labels.numpy(), showcase_images, anchors)
+            charts = children.enter_context(BackgroundJob(
+                lambda: draw_charts(measured, capture, sample.class_names, prepared.thresholds, slices,
+                                    showcase_images))).result
         robustness = robustness_probe(loaded, sample, settings, prepared.device, progress, capture)
         maps = saliency_maps(prepared, loaded, capture) if saliency else None
         progress.stage(f"figures{suffix}")  # what is left of the weights section (numbers and charts)
@@ -275,14 +280,15 @@ def measure(capture: CaptureResult, sample: SampleSet, anchors: Anchors) -> Meas
                     layer_measurements(capture.layers, anchors), param_measurements(capture.params, anchors))
 
 
-Charts = tuple[SummarySection, ActivationCharts, GradientCharts]
+Charts = tuple[SummarySection, ActivationCharts, GradientCharts, SlicesSection | None]
 
 
-def draw_charts(measured: Measured, capture: CaptureResult, class_names: tuple[str, ...],
-                thresholds: Thresholds) -> Charts:
-    """The summary, activation and gradient charts: plain arrays in, figures out (no torch)."""
+def draw_charts(measured: Measured, capture: CaptureResult, class_names: tuple[str, ...], thresholds: Thresholds,
+                slices: SlicesSection | None, showcase_images: np.ndarray) -> Charts:
+    """The summary, activation, gradient and slices charts: plain arrays in, figures out (no torch)."""
     return (summary_section(measured.performance, class_names), activation_charts(capture.layers, measured.layers),
-            gradient_charts(measured.params, capture.first_conv, thresholds))
+            gradient_charts(measured.params, capture.first_conv, thresholds),
+            with_slices_figures(slices, showcase_images) if slices is not None else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,15 +324,15 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
     showcase_images = sample.images[list(capture.showcase_positions)].numpy()
     thresholds = prepared.thresholds
 
-    charts = analysis.charts or (lambda: draw_charts(Measured(analysis.performance, list(analysis.layers),
-                                                              list(analysis.params)),
-                                                     capture, sample.class_names, thresholds))
+    def charts_here() -> Charts:  # no child drew them (analyse without children)
+        measured = Measured(analysis.performance, list(analysis.layers), list(analysis.params))
+        slices = slices_numbers(capture.layers, sample.labels.numpy(), showcase_images, anchors)
+        return draw_charts(measured, capture, sample.class_names, thresholds, slices, showcase_images)
+
     # The robustness charts are charts of plain arrays too: a child process draws them while this
-    # one builds the slices, the flow diagram and the weight sketches (background.py; those hand
-    # out anchors or run torch), and collects the other charts, drawn since the capture.
+    # one builds the flow diagram and the weight sketches (background.py; those hand out anchors
+    # or run torch), and collects the other charts, drawn since the capture.
     with BackgroundJob(lambda: with_robustness_figures(analysis.robustness)) as drawing:
-        progress.stage("slices")
-        slices = slices_section(capture.layers, sample.labels.numpy(), showcase_images, anchors)
         flow = None
         if not isinstance(module, torch.jit.ScriptModule):  # TorchScript has no Python graph to trace
             progress.stage("flow diagram")
@@ -336,7 +342,7 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
                                 group_depth=settings.graph_group_depth)
         progress.stage("tables")  # the weight sketches, and what is left of the charts
         sketches = sketch_weights(module.named_parameters())
-        summary, activation_figures, gradient_figures = charts()
+        summary, activation_figures, gradient_figures, slices = (analysis.charts or charts_here)()
         robustness = drawing.result()
     activations = activations_section(analysis.layers, activation_figures)
     gradients = gradients_section(analysis.params, gradient_figures)  # figures: figures.draw

@@ -217,7 +217,7 @@ def draw_figures(report: Report) -> Report:
     if report.weights is not None:
         changes["weights"] = _weights(report.weights)
     if report.slices is not None:
-        changes["slices"] = _slices(report.slices, showcase_pixels)
+        changes["slices"] = slices_figures(report.slices, showcase_pixels)
     if report.saliency is not None:
         changes["saliency"] = _saliency(report.saliency, showcase_pixels)
     if report.robustness is not None:
@@ -284,7 +284,8 @@ PixelsOf = Callable[[int, str], np.ndarray]  # (showcase slot, field path for er
 NameOf = Callable[[int, str], str]  # (class number, field path for errors) → class name
 
 
-def _slices(section: SlicesSection, get: PixelsOf) -> SlicesSection:
+def slices_figures(section: SlicesSection, get: PixelsOf) -> SlicesSection:
+    """The strips and charts of ``section`` drawn from its numbers (``get``: a showcase slot's pixels)."""
     strips = []
     for i, strip in enumerate(section.strips):
         where = f"slices.strips[{i}]"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..capture import LayerCapture
 from ..figures.common import image_pixels
-from ..figures.draw import slice_strip, slices_cka, slices_separability
+from ..figures.draw import slices_figures
 from ..figures.slices import response_map
 from ..figures.source import encode_pixels, quantise_unit
-from ..report_model import LayerSeparability, SlicesSection, SliceStrip
+from ..report_model import Figure, LayerSeparability, SlicesSection, SliceStrip
 from ..stats.similarity import cka_matrix, fisher_ratio, nearest_class_mean_accuracy
 from .anchors import Anchors
 
@@ -67,14 +66,26 @@ def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_
                    anchors: Anchors) -> SlicesSection | None:
     """``showcase_images`` are the showcase samples' uint8 ``(S, 3, H, W)`` pixels; ``labels`` the
     true class of every sample, in the order of the pooled features."""
+    section = slices_numbers(layers, labels, showcase_images, anchors)
+    return with_slices_figures(section, showcase_images) if section is not None else None
+
+
+def with_slices_figures(section: SlicesSection, showcase_images: np.ndarray) -> SlicesSection:
+    """The section's strips and charts drawn from its own numbers, exactly as render draws them
+    from report.json (no torch: a child process can draw them)."""
+    return slices_figures(section, lambda slot, _where: image_pixels(showcase_images[slot]))
+
+
+def slices_numbers(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_images: np.ndarray,
+                   anchors: Anchors) -> SlicesSection | None:
+    """:func:`slices_section` with its figures not drawn yet (``Figure.undrawn``)."""
     chosen, strip_candidates, rule = strip_layers(layers)
     names = [layer.name for layer in chosen]
     channels = [int(layer.showcase_maps.shape[1]) for layer in chosen]  # type: ignore[union-attr]
     strips = []
     for slot in range(len(showcase_images) if chosen else 0):
         levels = [quantise_unit(response_map(layer.showcase_maps[slot])) for layer in chosen]  # type: ignore[index]
-        image = slice_strip(image_pixels(showcase_images[slot]), slot, names, channels, levels)
-        strips.append(SliceStrip(slot, image, tuple(encode_pixels(lv) for lv in levels)))
+        strips.append(SliceStrip(slot, Figure.undrawn(f"slice-{slot}"), tuple(encode_pixels(lv) for lv in levels)))
 
     # Flatten rows repeat their input's values (dropped, as from the Activations table), and
     # outputs that are not batch-first have no per-sample vector at all.
@@ -98,7 +109,7 @@ def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_
             ncm_accuracy=nearest_class_mean_accuracy(features, labels) if splittable else None,
             fisher_ratio=fisher_ratio(features, labels) if count else None,
         ))
-    section = SlicesSection(
+    return SlicesSection(
         strip_layers=tuple(names),
         strip_candidates=strip_candidates,
         strip_rule=rule,
@@ -106,14 +117,10 @@ def slices_section(layers: Sequence[LayerCapture], labels: np.ndarray, showcase_
         cka_layers=tuple(layer.name for layer in cka_layers),
         cka_candidates=len(pooled),
         cka=tuple(tuple(float(v) for v in row) for row in cka),
-        cka_figure=None,
+        cka_figure=Figure.undrawn("cka") if count >= 2 and cka_layers else None,
         separability=tuple(separability),
-        separability_figure=None,
+        separability_figure=Figure.undrawn("separability") if separability and splittable else None,
         chance=CHANCE,
         samples=count,
         strip_channels=tuple(channels),
     )
-    # Drawn from the section's own numbers, exactly as render draws them from report.json.
-    return dataclasses.replace(
-        section, cka_figure=slices_cka(section) if count >= 2 and cka_layers else None,
-        separability_figure=slices_separability(section) if separability and splittable else None)
