@@ -2,10 +2,11 @@
 glibc's allocator as a plain script gets it, then the capture, each after a warm-up batch. Prints
 one JSON line {"bare_s", "capture_s"}.
 
-A process of its own per round because the capture fixes glibc's mmap threshold for the rest of
-its process (nnviz_report.stats.moments.return_large_buffers_to_the_system): a bare pass run after
-a capture in the same process pays the capture's page faults too (4.0 s instead of 3.2–3.5 for
-resnet20 at 1000 images), which flattered the ratio. So the bare pass always comes first.
+A process of its own per round, the bare pass first: the allocator's state is part of what is
+measured, and a bare pass run after a capture in the same process inherited it (once the capture
+fixed glibc's mmap threshold for the rest of its process, a bare pass after it took 4.0 s instead
+of 3.2–3.5 for resnet20 at 1000 images, which flattered the ratio). The capture now runs on a
+thread of its own (nnviz_report.own_arena), with an arena of its own.
 
 Run by benchmarks/run.py as ``python benchmarks/_capture_child.py JSON_SETTINGS``.
 """

@@ -323,7 +323,7 @@ def _run_capture(
                 (losses.sum() / count).backward()
                 logits_parts.append(logits.detach().to("cpu", torch.float32).numpy())
                 loss_parts.append(losses.detach().to("cpu", torch.float64).numpy())
-                resident.after_batch()
+                resident.after_batch(last=stop == count)
                 if progress is not None:
                     progress(stop - start)
             if choose is not None:

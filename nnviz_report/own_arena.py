@@ -101,14 +101,18 @@ class ResidentBound:
     """Resident memory of a pass held near its first batch's. After the first batch (whose blocks
     were partly mapped, partly from the heap, while glibc's threshold rose) the free pages go back
     at once; after a later batch only when resident memory is above the first batch's by more than
-    ``slack``, which a settled heap rarely is: each return costs the next batch page faults."""
+    ``slack``, which a settled heap rarely is: each return costs the next batch page faults. After
+    the last batch nothing is returned here (the pass's end returns it all): a one-batch pass pays
+    no faults for it."""
 
     def __init__(self, slack: int = 16 * 2**20) -> None:
         self.slack = slack
         self.bound: int | None = None
         self.returns = 0
 
-    def after_batch(self) -> None:
+    def after_batch(self, *, last: bool) -> None:
+        if last:
+            return
         resident = resident_bytes()
         if resident is None:
             return

@@ -143,7 +143,7 @@ def _run_probes(model: nn.Module, images: torch.Tensor, source_indices: Sequence
                 for c, n in owners:
                     outputs[c].append(logits[offset:offset + n])
                     offset += n
-                resident.after_batch()
+                resident.after_batch(last=start + batch_size >= len(pairs))
                 if progress is not None:
                     progress(len(chunk))
     return [ProbeRun(cell.corruption, cell.severity, cell.positions,

@@ -82,3 +82,90 @@ def test_an_interrupt_stops_the_pass_and_waits_for_it_to_unwind() -> None:
     with interrupts.handled(), pytest.raises(KeyboardInterrupt):
         run_in_own_arena(work)
     assert events == ["unwound"]
+
+
+def test_the_capture_and_the_probes_run_the_model_off_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnviz_report import probes
+    from nnviz_report.capture import run_capture
+    from nnviz_report.probes import assign_cells, run_probes
+    from tests.fixtures.models import TinyCNN
+
+    seen: set[threading.Thread] = set()
+    model = TinyCNN().eval()
+    model.register_forward_hook(lambda *_args: seen.add(threading.current_thread()))
+    corrupt = probes.corrupt_batch  # the probes run a copy of the model (BatchNorm folded), without its hooks
+
+    def corrupt_here(*args: object, **kwargs: object) -> object:
+        seen.add(threading.current_thread())
+        return corrupt(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(probes, "corrupt_batch", corrupt_here)
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.arange(20) % 10
+    run_capture(model, images, labels, batch_size=8, device=torch.device("cpu"), showcase_positions=(0,))
+    run_probes(model, images, list(range(20)), assign_cells(labels.tolist()), batch_size=8,
+               device=torch.device("cpu"), seed=0)
+    assert seen and threading.current_thread() not in seen
+    assert {thread.name for thread in seen} == {"nnviz-report-capture", "nnviz-report-probes"}
+
+
+def test_uint8_pixels_are_normalised_batch_by_batch_to_the_same_numbers() -> None:
+    from nnviz_report.capture import run_capture
+    from nnviz_report.data import normalise
+    from tests.fixtures.models import TinyCNN
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.arange(20) % 10
+    results = []
+    for inputs in (images, normalise(images)):
+        torch.manual_seed(1)
+        model = TinyCNN()
+        results.append(run_capture(model, inputs, labels, batch_size=8, device=torch.device("cpu"),
+                                   showcase_positions=(0, 9)))
+    from_pixels, from_floats = results
+    assert (from_pixels.logits == from_floats.logits).all()
+    for a, b in zip(from_pixels.layers, from_floats.layers, strict=True):
+        assert a.activation == b.activation and a.gradient == b.gradient
+        assert (a.showcase_maps is None) == (b.showcase_maps is None)
+        assert a.showcase_maps is None or (a.showcase_maps == b.showcase_maps).all()
+
+
+class _Resident:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import nnviz_report.own_arena as own_arena
+
+        self.now = 100 * 2**20
+        self.returned = 0
+        monkeypatch.setattr(own_arena, "resident_bytes", lambda: self.now)
+        monkeypatch.setattr(own_arena, "_return_free_memory", self._return)
+
+    def _return(self) -> None:
+        self.returned += 1
+
+
+def test_the_bound_returns_free_pages_after_the_first_batch_and_past_the_slack(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnviz_report.own_arena import ResidentBound
+
+    resident = _Resident(monkeypatch)
+    bound = ResidentBound(slack=16 * 2**20)
+    bound.after_batch(last=False)  # the first batch: its mapped-then-heap blocks go back at once
+    assert resident.returned == 1
+    resident.now += 16 * 2**20  # within the slack of the first batch's size
+    bound.after_batch(last=False)
+    assert resident.returned == 1
+    resident.now += 1  # past it
+    bound.after_batch(last=False)
+    assert resident.returned == 2 and bound.returns == 2
+    resident.now += 64 * 2**20
+    bound.after_batch(last=True)  # the pass's end returns everything anyway
+    assert resident.returned == 2
+
+
+def test_a_one_batch_pass_returns_nothing_between_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnviz_report.own_arena import ResidentBound
+
+    resident = _Resident(monkeypatch)
+    ResidentBound().after_batch(last=True)
+    assert resident.returned == 0
