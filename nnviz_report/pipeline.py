@@ -179,8 +179,8 @@ class Analysis:
     robustness: RobustnessSection  # its charts not drawn yet: build_report draws them
     findings: tuple[Finding, ...]  # worst first
     verdict: Verdict
-    # The summary, activation and gradient charts, drawn by a child since the capture (None: drawn
-    # when the report is built; compare's base side, whose charts are not shown, never draws them).
+    # The summary, activation, gradient and slices charts, drawn by a child since the capture (None:
+    # drawn when the report is built; compare's base side, whose charts are not shown, never draws them).
     charts: Callable[[], Charts] | None = None
 
 
@@ -195,9 +195,10 @@ def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency
     torch.manual_seed(settings.seed)  # each side starts from the same state, as a plain report run does
     # Weights, saliency and the probes come before the checks, which judge them too. The weights
     # section needs only the weights: a child process computes its numbers and draws its charts
-    # while the model runs (background.py); the summary, activation and gradient charts need only
-    # the capture's numbers: another child draws them while the probes and the saliency run. Anchors
-    # are handed out here, in this process, in the same order as without children.
+    # while the model runs (background.py); the summary, activation, gradient and slices charts
+    # need only the capture's numbers (no verdict is drawn in a chart): another child draws them
+    # while the probes and the saliency run. Anchors are handed out here, in this process, in the
+    # same order as without children.
     progress.stage(f"weight statistics{suffix}")
     anchors = Anchors()
     tensors = weight_tensors(loaded.module)
