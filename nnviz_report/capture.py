@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from .data import normalise
 from .errors import CaptureError, ModelError
 from .hooks import model_session
-from .own_arena import ResidentBound, check_stop, run_in_own_arena
+from .own_arena import ResidentBound, check_stop, on_own_thread
 
 # Re-exported: the pipeline, the tests and the benchmarks choose the showcase through capture.
 from .showcase import choose_showcase as choose_showcase
@@ -215,6 +215,7 @@ def capturable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return layers
 
 
+@on_own_thread("nnviz-report-capture")
 def run_capture(
     model: nn.Module,
     inputs: Tensor,
@@ -235,21 +236,6 @@ def run_capture(
 
     The pass runs on a thread of its own, for an allocator arena of its own (own_arena.py).
     """
-    return run_in_own_arena(lambda: _run_capture(model, inputs, labels, batch_size=batch_size, device=device,
-                                                 showcase_positions=showcase_positions, progress=progress),
-                            name="nnviz-report-capture")
-
-
-def _run_capture(
-    model: nn.Module,
-    inputs: Tensor,
-    labels: Tensor,
-    *,
-    batch_size: int,
-    device: torch.device,
-    showcase_positions: tuple[int, ...] | Callable[[np.ndarray], tuple[int, ...]],
-    progress: Callable[[int], None] | None,
-) -> CaptureResult:
     choose = showcase_positions if callable(showcase_positions) else None
     positions: tuple[int, ...] = () if callable(showcase_positions) else showcase_positions
     layers = capturable_layers(model)

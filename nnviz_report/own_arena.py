@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 import torch
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _LOCAL = threading.local()
 _START_GRACE_S = 5.0
@@ -46,6 +48,19 @@ def check_stop() -> None:
     """Raise KeyboardInterrupt in the pass once its waiting thread has been interrupted."""
     if stop_requested():
         raise KeyboardInterrupt
+
+
+def on_own_thread(name: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """A pass function that runs on a thread of its own (:func:`run_in_own_arena`) when called."""
+
+    def decorate(function: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(function)
+        def on_thread(*args: P.args, **kwargs: P.kwargs) -> T:
+            return run_in_own_arena(lambda: function(*args, **kwargs), name=name)
+
+        return on_thread
+
+    return decorate
 
 
 def run_in_own_arena(work: Callable[[], T], *, name: str = "nnviz-report-model") -> T:

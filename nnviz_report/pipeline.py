@@ -210,11 +210,7 @@ def analyse(prepared: Prepared, loaded: LoadedModel, *, side: str = "", saliency
         measured = measure(capture, sample, anchors)
         if children is not None:
             progress.stage("slices")  # their numbers here (CKA runs torch), their figures in the child
-            showcase_images = sample.images[list(capture.showcase_positions)].numpy()
-            slices = slices_numbers(capture.layers, sample.labels.numpy(), showcase_images, anchors)
-            charts = children.enter_context(BackgroundJob(
-                lambda: draw_charts(measured, capture, sample.class_names, prepared.thresholds, slices,
-                                    showcase_images))).result
+            charts = charts_of(prepared, capture, measured, anchors, children)
         robustness = robustness_probe(loaded, sample, settings, prepared.device, progress, capture)
         maps = saliency_maps(prepared, loaded, capture) if saliency else None
         progress.stage(f"figures{suffix}")  # what is left of the weights section (numbers and charts)
@@ -284,12 +280,22 @@ def measure(capture: CaptureResult, sample: SampleSet, anchors: Anchors) -> Meas
 Charts = tuple[SummarySection, ActivationCharts, GradientCharts, SlicesSection | None]
 
 
-def draw_charts(measured: Measured, capture: CaptureResult, class_names: tuple[str, ...], thresholds: Thresholds,
-                slices: SlicesSection | None, showcase_images: np.ndarray) -> Charts:
-    """The summary, activation, gradient and slices charts: plain arrays in, figures out (no torch)."""
-    return (summary_section(measured.performance, class_names), activation_charts(capture.layers, measured.layers),
-            gradient_charts(measured.params, capture.first_conv, thresholds),
-            with_slices_figures(slices, showcase_images) if slices is not None else None)
+def charts_of(prepared: Prepared, capture: CaptureResult, measured: Measured, anchors: Anchors,
+              children: contextlib.ExitStack | None) -> Callable[[], Charts]:
+    """The summary, activation, gradient and slices charts, to be collected by calling the result:
+    the slices' numbers now, the drawing (plain arrays in, figures out, no torch) in a child kept in
+    ``children``, or when collected without them."""
+    sample = prepared.sample
+    showcase_images = sample.images[list(capture.showcase_positions)].numpy()
+    slices = slices_numbers(capture.layers, sample.labels.numpy(), showcase_images, anchors)
+
+    def draw() -> Charts:
+        return (summary_section(measured.performance, sample.class_names),
+                activation_charts(capture.layers, measured.layers),
+                gradient_charts(measured.params, capture.first_conv, prepared.thresholds),
+                with_slices_figures(slices, showcase_images) if slices is not None else None)
+
+    return draw if children is None else children.enter_context(BackgroundJob(draw)).result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,14 +328,9 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
     settings, progress, sample = prepared.settings, prepared.progress, prepared.sample
     loaded, capture, anchors = analysis.loaded, analysis.capture, analysis.anchors
     module = loaded.module
-    showcase_images = sample.images[list(capture.showcase_positions)].numpy()
-    thresholds = prepared.thresholds
-
-    def charts_here() -> Charts:  # no child drew them (analyse without children)
-        measured = Measured(analysis.performance, list(analysis.layers), list(analysis.params))
-        slices = slices_numbers(capture.layers, sample.labels.numpy(), showcase_images, anchors)
-        return draw_charts(measured, capture, sample.class_names, thresholds, slices, showcase_images)
-
+    # Without a child started by analyse (analyse without children), the charts are drawn here.
+    charts = analysis.charts or charts_of(
+        prepared, capture, Measured(analysis.performance, list(analysis.layers), list(analysis.params)), anchors, None)
     # The robustness charts are charts of plain arrays too: a child process draws them while this
     # one builds the flow diagram and the weight sketches (background.py; those hand out anchors
     # or run torch), and collects the other charts, drawn since the capture.
@@ -343,7 +344,7 @@ def build_report(prepared: Prepared, analysis: Analysis) -> Report:
                                 group_depth=settings.graph_group_depth)
         progress.stage("tables")  # the weight sketches, and what is left of the charts
         sketches = sketch_weights(module.named_parameters())
-        summary, activation_figures, gradient_figures, slices = (analysis.charts or charts_here)()
+        summary, activation_figures, gradient_figures, slices = charts()
         robustness = drawing.result()
     activations = activations_section(analysis.layers, activation_figures)
     gradients = gradients_section(analysis.params, gradient_figures)  # figures: figures.draw

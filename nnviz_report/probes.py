@@ -42,7 +42,7 @@ from torch import nn
 from .corruptions import SEVERITIES, SUITE, Corruption, corrupt_batch
 from .data import normalise
 from .hooks import model_session
-from .own_arena import ResidentBound, check_stop, run_in_own_arena
+from .own_arena import ResidentBound, check_stop, on_own_thread
 
 CELLS_PER_IMAGE = 3
 PROBE_EVALUATIONS = 1050  # 50 images a cell at K = 3: beyond this many, fewer cells per image
@@ -99,20 +99,13 @@ def assign_cells(labels: Sequence[int], *, suite: Sequence[Corruption] = SUITE,
     return [ProbeCell(c, s, tuple(sorted(members[c.name, s]))) for c in suite for s in severities]
 
 
+@on_own_thread("nnviz-report-probes")
 def run_probes(model: nn.Module, images: torch.Tensor, source_indices: Sequence[int], cells: Sequence[ProbeCell],
                *, batch_size: int, device: torch.device, seed: int,
                progress: Callable[[int], None] | None = None) -> list[ProbeRun]:
     """``images``: the sample's uint8 (N, 3, H, W) pixels; ``cells``: from :func:`assign_cells`.
     ``progress`` is told the number of images evaluated after each batch. Like the capture, the
     passes run on a thread of their own, for an allocator arena of their own (own_arena.py)."""
-    return run_in_own_arena(lambda: _run_probes(model, images, source_indices, cells, batch_size=batch_size,
-                                                device=device, seed=seed, progress=progress),
-                            name="nnviz-report-probes")
-
-
-def _run_probes(model: nn.Module, images: torch.Tensor, source_indices: Sequence[int], cells: Sequence[ProbeCell],
-                *, batch_size: int, device: torch.device, seed: int,
-                progress: Callable[[int], None] | None) -> list[ProbeRun]:
     pixels = images.numpy()
     # (cell, row) pairs in cell order, cut into full batches whatever the cell sizes: memory
     # stays that of one batch, and the forward passes see as few small batches as possible.
