@@ -152,8 +152,9 @@ _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _return_free_memory() -> None:
-    """The arena's free pages back to the system once its pass ends (glibc's malloc_trim walks every
-    arena): what the pass freed no longer counts in resident memory while the rest of the run goes on."""
+    """Every arena's free pages back to the system (glibc's malloc_trim walks them all): when a pass
+    ends, so that what it freed no longer counts in resident memory while the rest of the run goes
+    on, and when ResidentBound finds the pass's heap drifting."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError, AttributeError):
